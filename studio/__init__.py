@@ -1,0 +1,1 @@
+"""Studio: a local desktop studio for image and video AI."""

@@ -1,0 +1,1 @@
+"""Qt-free, torch-free foundations: value types, requests, task context, errors, paths, settings."""

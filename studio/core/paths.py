@@ -1,0 +1,60 @@
+"""Where the studio keeps user data: STUDIO_HOME, else the platform's data dir (platformdirs)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+APP_NAME = "studio"
+
+
+def studio_home() -> Path:
+    env = os.environ.get("STUDIO_HOME")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def repo_root() -> Path:
+    """The checkout or install root that holds assets/ (next to the studio package)."""
+    return Path(__file__).resolve().parents[2]
+
+
+def assets_dir() -> Path:
+    return repo_root() / "assets"
+
+
+@dataclass(frozen=True)
+class StudioPaths:
+    home: Path
+
+    @classmethod
+    def from_env(cls) -> "StudioPaths":
+        return cls(studio_home())
+
+    @property
+    def settings_file(self) -> Path:
+        return self.home / "settings.json"
+
+    @property
+    def library(self) -> Path:
+        return self.home / "library"
+
+    @property
+    def logs(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def models(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def journal(self) -> Path:
+        return self.home / "journal"
+
+    def ensure(self) -> "StudioPaths":
+        for p in (self.home, self.library, self.logs, self.models, self.journal):
+            p.mkdir(parents=True, exist_ok=True)
+        return self

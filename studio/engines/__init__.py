@@ -1,0 +1,18 @@
+"""Engines: the only package that touches torch and the model libraries, always inside functions.
+
+`register_engines` is called by the composition root; importing this package stays cheap.
+"""
+from __future__ import annotations
+
+
+def register_engines(registry) -> None:
+    from studio.core.requests import (DeviceInfoRequest, FeatureMapRequest, LoadModelRequest,
+                                      OpenImageRequest)
+    from studio.engines import featuremaps, manager
+    from studio.media.engine import run_open_image
+    from studio.runtime.scheduler import CPU, GPU
+
+    registry.register(FeatureMapRequest, featuremaps.run, GPU)
+    registry.register(LoadModelRequest, manager.run_load, GPU)
+    registry.register(DeviceInfoRequest, manager.run_device_info, GPU)
+    registry.register(OpenImageRequest, run_open_image, CPU)

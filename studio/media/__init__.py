@@ -1,0 +1,1 @@
+"""Image and video I/O, generation metadata and the gallery index."""

@@ -1,0 +1,26 @@
+"""The session: the handful of long-lived objects the composition root builds and the UI receives.
+
+Built only by `studio.app` (or the test fixture); nothing here is a module-level singleton.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from studio.catalog.cards import Catalog
+from studio.core.paths import StudioPaths
+from studio.core.settings import Settings
+from studio.state.app_state import AppState
+from studio.state.inspect_state import InspectState
+from studio.state.models_state import ModelsState
+
+
+@dataclass
+class Session:
+    paths: StudioPaths
+    settings: Settings
+    catalog: Catalog
+    runtime: Any  # studio.runtime.Runtime
+    app: AppState = field(default_factory=AppState)
+    inspect: InspectState = field(default_factory=InspectState)
+    models: ModelsState = field(default_factory=ModelsState)
