@@ -291,8 +291,12 @@ def _relation(a: WorldObject, b: WorldObject) -> str:
     return "above" if dy > 0 else "below"
 
 
+def article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
 def _phrase(o) -> str:
-    return f"a {o.colour} {o.shape}"
+    return f"{article(o.colour)} {o.colour} {o.shape}"
 
 
 def caption_for(objects: list[WorldObject]) -> str:
@@ -466,7 +470,7 @@ def make_clip(seed: int, frames: int | None = None, n_objects: int | None = None
               for t in range(t_count)]
     verb = {"left": "moving left", "right": "moving right", "up": "moving up", "down": "moving down",
             "grow": "growing", "recolour": f"turning {new_colour}"}[motion]
-    caption = f"a {colour} {shape} {verb}"
+    caption = f"{article(colour)} {colour} {shape} {verb}"
     if still is not None:
         caption += f" and a still {still.colour} {still.shape}"
     return Clip(scenes, caption, motion, seed)
@@ -519,7 +523,7 @@ def render_pose(poses: list[np.ndarray], size: tuple[int, int] = (SIZE, SIZE), s
     canvas = Image.new("RGB", (w, h), (0, 0, 0))
     d = ImageDraw.Draw(canvas)
     for kp in poses:
-        pts = np.asarray(kp, np.float64)[:, :2] * scale
+        pts = (np.asarray(kp, np.float64)[:, :2] + 0.5) * scale - 0.5  # pixel centres
         for (a, b), col in zip(LIMB_SEQ, POSE_COLOURS):
             p, q = pts[a - 1], pts[b - 1]
             if not (np.all(np.isfinite(p)) and np.all(np.isfinite(q))):

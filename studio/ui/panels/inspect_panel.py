@@ -180,6 +180,10 @@ class InspectPanel(QWidget):
             self._render()
         elif name == "hover_patch":
             self._show_patch(value)
+        elif name == "show_patches":
+            self.patch_check.setChecked(bool(value))
+        elif name == "patch_size":
+            self.patch_combo.setCurrentIndex(PATCH_SIZES.index(value))
         elif name in ("busy", "status"):
             self.run_button.setEnabled(not st.busy)
             if st.status:
