@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ["bench.startup", "bench.manager"]
+BENCHES = ["bench.startup", "bench.manager", "bench.label"]
 
 
 def main() -> int:

@@ -32,7 +32,8 @@ def configure_logging(log_dir: Path, level: int = logging.INFO) -> None:
 
 def build_session(home: Path | None = None, post: Callable | None = None):
     """Settings, catalog, manager and runtime for one studio. `post` is the main-thread bridge."""
-    from studio.catalog.cards import Catalog
+    from studio.catalog.cards import load_catalog
+    from studio.catalog.requests import ModelPolicy
     from studio.core.paths import StudioPaths, assets_dir
     from studio.core.settings import Settings
     from studio.engines import register_engines
@@ -43,8 +44,8 @@ def build_session(home: Path | None = None, post: Callable | None = None):
     paths = StudioPaths(home) if home else StudioPaths.from_env()
     paths.ensure()
     settings = Settings.load(paths.settings_file)
-    catalog = Catalog.from_toml(assets_dir() / "models.toml", paths.home / "models.toml")
-    manager = ModelManager(catalog, settings.get("device"))
+    catalog = load_catalog([assets_dir() / "models.toml", paths.home / "models.toml"])
+    manager = ModelManager(catalog, policy=ModelPolicy.from_settings(settings), assets=assets_dir())
     registry = EngineRegistry()
     register_engines(registry)
     if post is None:

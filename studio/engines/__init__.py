@@ -16,3 +16,10 @@ def register_engines(registry) -> None:
     registry.register(LoadModelRequest, manager.run_load, GPU)
     registry.register(DeviceInfoRequest, manager.run_device_info, GPU)
     registry.register(OpenImageRequest, run_open_image, CPU)
+    manager.register(registry)  # model management: status, budgets, downloads, verify, remove
+    from studio.engines.clip import register as register_label
+
+    register_label(registry)  # the label workspace's CLIP engines
+    from studio.engines.probes import register as register_probes
+
+    register_probes(registry)  # the inspect workspace's probes (ViT attention, Grad-CAM, occlusion, ...)

@@ -130,6 +130,22 @@ def load_clip(folder: str | Path):
     return model, CLIPProcessor.from_pretrained(folder, local_files_only=True)
 
 
+def _pooled(out) -> torch.Tensor:
+    # transformers v5 returns a BaseModelOutputWithPooling whose pooler_output is projected;
+    # v4 returned the projected tensor itself.
+    return out if isinstance(out, torch.Tensor) else out.pooler_output
+
+
+def image_embeds(model, pixel_values: torch.Tensor) -> torch.Tensor:
+    """Projected, unnormalised CLIP image embeddings."""
+    return _pooled(model.get_image_features(pixel_values=pixel_values))
+
+
+def text_embeds(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Projected, unnormalised CLIP text embeddings (pooled at the first end-of-text token)."""
+    return _pooled(model.get_text_features(input_ids=input_ids, attention_mask=attention_mask))
+
+
 def folder_size(folder: str | Path) -> int:
     return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
 

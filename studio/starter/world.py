@@ -91,6 +91,7 @@ class Scene:
     pose: list[np.ndarray]  # one (18, 2) float32 array per person, pixel x, y
     edges: np.ndarray  # (H, W) uint8 0/255: inner boundaries of the instance mask
     background: str
+    amodal_masks: np.ndarray  # (n, H, W) bool: each object's full shape, occluded parts too
     seed: int | None = None
 
     @property
@@ -334,8 +335,9 @@ def render(background: np.ndarray, specs: list[_Spec], bg_kind: str = "plain",
                                    float(len(xs) / max(1, m.sum())), kp))
         if kp is not None:
             pose.append(kp)
+    amodal = np.stack([m for m, _ in drawn]) if drawn else np.zeros((0, size, size), bool)
     return Scene(image, caption_for(objects), objects, [o.label for o in objects], inst, depth,
-                 pose, _edges(inst), bg_kind, seed)
+                 pose, _edges(inst), bg_kind, amodal, seed)
 
 
 def _limbs(rng: np.random.Generator) -> tuple:

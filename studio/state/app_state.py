@@ -8,7 +8,7 @@ WORKSPACES = ("inspect", "label", "chat", "paint", "tape")
 
 
 class AppState(Observable):
-    _fields = ("workspace", "image", "message", "error", "error_detail")
+    _fields = ("workspace", "image", "message", "error", "error_detail", "mask")
 
     def __init__(self) -> None:
         self.workspace: str = "inspect"
@@ -16,6 +16,8 @@ class AppState(Observable):
         self.message: str = ""
         self.error: str | None = None
         self.error_detail: str = ""
+        # The current inpainting mask (HxW uint8, 255 = repaint) or None; "Send to paint" sets it.
+        self.mask = None
 
     def set_workspace(self, name: str) -> None:
         if name not in WORKSPACES:

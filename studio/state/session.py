@@ -12,6 +12,7 @@ from studio.core.paths import StudioPaths
 from studio.core.settings import Settings
 from studio.state.app_state import AppState
 from studio.state.inspect_state import InspectState
+from studio.state.label_state import LabelState
 from studio.state.models_state import ModelsState
 
 
@@ -23,4 +24,5 @@ class Session:
     runtime: Any  # studio.runtime.Runtime
     app: AppState = field(default_factory=AppState)
     inspect: InspectState = field(default_factory=InspectState)
+    label: LabelState = field(default_factory=LabelState)
     models: ModelsState = field(default_factory=ModelsState)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QPainter, QPen, QPixmap
+from PySide6.QtGui import QBrush, QColor, QPainter, QPen, QPixmap, QTransform
 from PySide6.QtWidgets import QGraphicsPixmapItem, QGraphicsScene, QGraphicsView
 
 from studio.core.image import StudioImage
@@ -23,6 +23,8 @@ class ImageCanvas(QGraphicsView):
     hovered = Signal(int, int, object)
     zoom_changed = Signal(float)
     files_dropped = Signal(list)
+    # A click (press and release without dragging) on image pixel (x, y).
+    clicked = Signal(int, int)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -32,6 +34,12 @@ class ImageCanvas(QGraphicsView):
         self._item = QGraphicsPixmapItem()
         self._item.setTransformationMode(Qt.TransformationMode.FastTransformation)
         self._scene.addItem(self._item)
+        # Overlays (heatmaps, masks, boxes) sit above the image, stretched to the image's size.
+        self._overlay = QGraphicsPixmapItem()
+        self._overlay.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
+        self._overlay.setZValue(1)
+        self._scene.addItem(self._overlay)
+        self._press_pos = None
         self._image: StudioImage | None = None
         self._patch_size = 0
         self._hover_patch: tuple[int, int, int] | None = None
@@ -54,6 +62,7 @@ class ImageCanvas(QGraphicsView):
             self._scene.setSceneRect(QRectF())
         else:
             self._item.setPixmap(array_to_pixmap(image.pixels))
+            self.set_overlay(None)
             self._scene.setSceneRect(QRectF(0, 0, image.width, image.height))
             self.fit()
         self.viewport().update()
@@ -66,6 +75,26 @@ class ImageCanvas(QGraphicsView):
         """Draw a patch grid of `size` image pixels (0 hides it)."""
         self._patch_size = int(size)
         self.viewport().update()
+
+    def set_overlay(self, rgba, opacity: float = 0.6, smooth: bool = True) -> None:
+        """Show an RGB(A) uint8 array over the image, scaled to cover it exactly; None removes it."""
+        if rgba is None or self._image is None:
+            self._overlay.setPixmap(QPixmap())
+            self._overlay.setVisible(False)
+            return
+        pix = array_to_pixmap(rgba)
+        self._overlay.setPixmap(pix)
+        self._overlay.setTransformationMode(
+            Qt.TransformationMode.SmoothTransformation if smooth else Qt.TransformationMode.FastTransformation)
+        self._overlay.setScale(1.0)
+        sx = self._image.width / max(pix.width(), 1)
+        sy = self._image.height / max(pix.height(), 1)
+        self._overlay.setTransform(QTransform.fromScale(sx, sy))
+        self._overlay.setOpacity(max(0.0, min(1.0, opacity)))
+        self._overlay.setVisible(True)
+
+    def has_overlay(self) -> bool:
+        return self._overlay.isVisible() and not self._overlay.pixmap().isNull()
 
     def set_hover_patch(self, patch: tuple[int, int, int] | None) -> None:
         self._hover_patch = patch
@@ -129,6 +158,23 @@ class ImageCanvas(QGraphicsView):
     # -- hover ----------------------------------------------------------------------------
     def image_pos(self, view_pos) -> QPointF:
         return self.mapToScene(view_pos)
+
+    def mousePressEvent(self, event) -> None:
+        if event.button() == Qt.MouseButton.LeftButton:
+            self._press_pos = event.position().toPoint()
+        super().mousePressEvent(event)
+
+    def mouseReleaseEvent(self, event) -> None:
+        super().mouseReleaseEvent(event)
+        start, self._press_pos = self._press_pos, None
+        if start is None or event.button() != Qt.MouseButton.LeftButton or self._image is None:
+            return
+        if (event.position().toPoint() - start).manhattanLength() > 3:
+            return  # a drag pans; it is not a click
+        p = self.image_pos(event.position().toPoint())
+        x, y = math.floor(p.x()), math.floor(p.y())
+        if 0 <= x < self._image.width and 0 <= y < self._image.height:
+            self.clicked.emit(x, y)
 
     def mouseMoveEvent(self, event) -> None:
         super().mouseMoveEvent(event)

@@ -17,7 +17,6 @@ from studio.media.imageio import SUPPORTED_SUFFIXES
 from studio.state.app_state import WORKSPACES
 from studio.ui.canvas import ImageCanvas
 from studio.ui.convert import array_to_qimage, qimage_to_array
-from studio.ui.panels.inspect_panel import InspectPanel
 from studio.ui.panels.workspace_placeholder import PlaceholderPanel
 from studio.ui.widgets.error_banner import ErrorBanner
 from studio.ui.widgets.job_indicator import JobIndicator
@@ -60,13 +59,14 @@ class MainWindow(QMainWindow):
     # -- construction ---------------------------------------------------------------------
     def _build_docks(self) -> None:
         for ws in WORKSPACES:
-            panel = InspectPanel(self.session, self) if ws == "inspect" else PlaceholderPanel(ws, self)
+            panel = _make_panel(ws, self)
             dock = QDockWidget(ws.capitalize(), self)
             dock.setObjectName(f"dock.{ws}")
             dock.setWidget(panel)
             dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
                              | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
             dock.setMinimumWidth(300)
+            dock.toggleViewAction().setObjectName(f"action.panel.{ws}")
             self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
             self.panels[ws] = panel
             self.docks[ws] = dock
@@ -398,6 +398,31 @@ class MainWindow(QMainWindow):
         self.save_layout()
         self._memory_timer.stop()
         super().closeEvent(event)
+
+
+# Each workspace's panel class, imported when the window is built. A workspace whose panel module is
+# not present yet gets a placeholder that says so, instead of a broken window.
+PANELS = {
+    "inspect": "studio.ui.panels.inspect_panel:InspectPanel",
+    "label": "studio.ui.panels.label_panel:LabelPanel",
+    "chat": "studio.ui.panels.chat_panel:ChatPanel",
+    "paint": "studio.ui.panels.paint_panel:PaintPanel",
+    "tape": "studio.ui.panels.tape_panel:TapePanel",
+}
+
+
+def _make_panel(workspace: str, window: "MainWindow") -> QWidget:
+    import importlib
+
+    module_name, cls_name = PANELS[workspace].split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        return PlaceholderPanel(workspace, window)
+    # Panels take (session, window): the window gives them the canvas and the error reporting.
+    return getattr(module, cls_name)(window.session, window)
 
 
 def app_instance() -> QApplication:

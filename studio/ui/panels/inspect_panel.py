@@ -111,11 +111,19 @@ class InspectPanel(QWidget):
             return
         st = s.inspect
         req = FeatureMapRequest(image=image, model_id=st.model_id, layer=st.layer)
+        # Latest wins: the run this replaces reports "cancelled" during submit(); only the
+        # current run may touch busy/status, or the panel would look idle while it works.
+        self._run_id += 1
+        run_id = self._run_id
+
+        def current(fn):
+            return lambda *args: fn(*args) if run_id == self._run_id else None
+
         st.busy = True
         st.status = "Running…"
         s.runtime.submit(
-            req, key=FEATURES_KEY, title="Feature maps",
-            on_result=self._on_result, on_error=self._on_error, on_cancelled=self._on_cancelled,
+            req, key=FEATURES_KEY, title="Feature maps", on_result=current(self._on_result),
+            on_error=current(self._on_error), on_cancelled=current(self._on_cancelled),
         )
 
     def _on_result(self, result) -> None:
@@ -147,6 +155,7 @@ class InspectPanel(QWidget):
                 self.run_features()
 
     _syncing = False
+    _run_id = 0
 
     def _update_model_note(self) -> None:
         try:

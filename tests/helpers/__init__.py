@@ -1,0 +1,1 @@
+"""Shared test helpers: tiny seeded models saved like real ones (tiny_models)."""
