@@ -1,4 +1,4 @@
-"""Model cards (assets/models.toml, user additions, plugins) and the on-disk model store."""
-from studio.catalog.cards import Catalog, ModelCard
+"""Model cards (assets/models.toml, user additions, plugins), the on-disk store, integrity checks."""
+from studio.catalog.cards import Catalog, ModelCard, load_catalog
 
-__all__ = ["Catalog", "ModelCard"]
+__all__ = ["Catalog", "ModelCard", "load_catalog"]

@@ -104,25 +104,49 @@ def _has_weights(folder: Path) -> bool:
     return folder.is_dir() and any(p.suffix.lower() in WEIGHT_SUFFIXES for p in folder.iterdir())
 
 
-def folder_problems(card: ModelCard, path: Path) -> list[str]:
-    """Missing or damaged files that would make the load fail, each as one sentence. Cheap:
-    reads configs and safetensors headers only."""
+@dataclass
+class FolderScan:
+    """One pass over a model's files: what the loader, the safety check and the memory estimate need."""
+
+    path: Path
+    safetensors: list[Path]
+    pickles: list[Path]
+    headers: dict[Path, dict]
+    problems: list[str]
+
+
+CONFIG_NAMES = ("config.json", "model_index.json", "open_clip_config.json")
+
+
+def scan(card: ModelCard, path: Path, all_json: bool = False) -> FolderScan:
+    """Missing or damaged files that would make the load fail (each as one sentence), with the
+    weight files and their safetensors headers. Cheap: reads configs and headers only; `all_json`
+    also parses every other JSON file (tokenizers can be megabytes: Verify does it, loading does not)."""
     path = Path(path)
     if not path.exists():
-        return [f"{path} does not exist."]
+        return FolderScan(path, [], [], {}, [f"{path} does not exist."])
     problems: list[str] = []
     if path.is_dir():
-        for cfg in path.rglob("*.json"):
+        files = sorted(Path(root) / n for root, _d, names in os.walk(path) for n in names)
+        for cfg in (f for f in files if f.suffix == ".json" and (all_json or f.name in CONFIG_NAMES)):
             if cfg.stat().st_size < 8 * 2**20 and (p := _json_problem(cfg)):
                 problems.append(f"{cfg.relative_to(path)}: {p}")
         problems += _layout_problems(card, path)
-    safe, _ = weight_files(path)
+    else:
+        files = [path]
+    safe = [f for f in files if f.suffix == ".safetensors"]
+    pickles = [f for f in files if f.suffix.lower() in PICKLE_SUFFIXES]
+    headers = {}
     for f in safe:
         try:
-            read_safetensors_header(f)
+            headers[f] = read_safetensors_header(f)
         except DamagedFile as exc:
             problems.append(str(exc))
-    return problems
+    return FolderScan(path, safe, pickles, headers, problems)
+
+
+def folder_problems(card: ModelCard, path: Path) -> list[str]:
+    return scan(card, path, all_json=True).problems
 
 
 def _layout_problems(card: ModelCard, path: Path) -> list[str]:

@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,14 @@ class DiskStatus:
     @property
     def ready(self) -> bool:
         return self.state in (BUILTIN, INSTALLED)
+
+
+def offline_env() -> bool:
+    """HF_HUB_OFFLINE as huggingface_hub sees it (it reads the variable once, at import)."""
+    consts = sys.modules.get("huggingface_hub.constants")
+    if consts is not None and getattr(consts, "HF_HUB_OFFLINE", False):
+        return True
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "on", "yes", "true")
 
 
 def hub_cache() -> Path:
@@ -211,7 +220,7 @@ def remove_download(card: ModelCard) -> int:
         size = disk_size(root)
         shutil.rmtree(root)
         return size
-    allow, ignore = patterns(card, allow_pickle=True)
+    allow = list(card.options["allow_patterns"])
     freed = 0
     snaps = root / "snapshots"
     for snap in (snaps.iterdir() if snaps.is_dir() else []):

@@ -40,6 +40,10 @@ SCORINGS: dict[str, str] = {
     "cosine": "Raw cosine similarity",
     "sigmoid": "Sigmoid × scale + bias",
 }
+REGION_METHODS: dict[str, str] = {
+    "value": "Patch value path (each patch attends to itself)",
+    "tokens": "Patch tokens as they are",
+}
 MAX_LABELS = 5000
 MAX_LABEL_CHARS = 200
 
@@ -285,12 +289,14 @@ class ArithmeticResult:
 
 @dataclass(frozen=True, eq=False)
 class RegionRequest:
-    """Word-to-region: cosine of each vision patch token with the text embedding of `label`."""
+    """Word-to-region: cosine of each vision patch token (through post-layernorm and projection) with
+    the text embedding of `label`; see ClipAdapter.encode_patches for the two methods."""
 
     image: StudioImage
     model_id: str
     label: str
     templates: tuple[str, ...] = (SINGLE_TEMPLATE,)
+    method: str = "value"  # a REGION_METHODS key
 
 
 @dataclass(frozen=True, eq=False)
@@ -302,6 +308,7 @@ class RegionResult:
     image_size: tuple[int, int]  # (width, height) of the image the map belongs to
     seconds: float
     image_source: str = field(default="")
+    method: str = "value"
 
 
 # ----------------------------------------------------------------------------- region maps

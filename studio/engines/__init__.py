@@ -12,6 +12,7 @@ def register_engines(registry) -> None:
     from studio.media.engine import run_open_image
     from studio.runtime.scheduler import CPU, GPU
 
+    registry = manager.OOMSafeRegistry(registry)  # out of GPU memory in any job: a ModelError with advice
     registry.register(FeatureMapRequest, featuremaps.run, GPU)
     registry.register(LoadModelRequest, manager.run_load, GPU)
     registry.register(DeviceInfoRequest, manager.run_device_info, GPU)
@@ -23,3 +24,8 @@ def register_engines(registry) -> None:
     from studio.engines.probes import register as register_probes
 
     register_probes(registry)  # the inspect workspace's probes (ViT attention, Grad-CAM, occlusion, ...)
+    from studio.engines import vlm
+    from studio.media import chats
+
+    vlm.register(registry)  # the chat workspace's VLM answers (GPU lane)
+    chats.register(registry)  # the chat store's image writes and conversation reads (CPU lane)

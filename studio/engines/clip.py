@@ -125,7 +125,8 @@ def run_label(request: LabelRequest, ctx: TaskContext, models) -> LabelResult:
 
 
 def run_region(request: RegionRequest, ctx: TaskContext, models) -> RegionResult:
-    """Word-to-region: patch tokens through the post-layernorm and visual projection, cosine with the word."""
+    """Word-to-region: patch tokens through the post-layernorm and visual projection, cosine with the word
+    (method "value": the last block's attention limited to each patch itself, see encode_patches)."""
     t0 = time.perf_counter()
     label = " ".join(request.label.split())
     if not label:
@@ -135,12 +136,13 @@ def run_region(request: RegionRequest, ctx: TaskContext, models) -> RegionResult
     text = text_embeddings(adapter, request.model_id, (label,), templates, ctx, span=(0.05, 0.5))
     ctx.check()
     ctx.progress(0.6, "Projecting patch tokens…")
-    pooled, patches = adapter.encode_patches(adapter.pixels([request.image.rgb()], crop=False))
+    pooled, patches = adapter.encode_patches(adapter.pixels([request.image.rgb()], crop=False), request.method)
     heat = (patches[0] @ text[0]).cpu().numpy().astype(np.float32)
     ctx.progress(1.0, "Done")
     return RegionResult(model_id=request.model_id, label=label, heatmap=heat,
                         global_cosine=float(pooled[0] @ text[0]), image_size=request.image.size,
-                        seconds=time.perf_counter() - t0, image_source=request.image.source)
+                        seconds=time.perf_counter() - t0, image_source=request.image.source,
+                        method=request.method)
 
 
 def register(registry) -> None:

@@ -27,6 +27,7 @@ from studio.core.errors import BadInputError, ModelError
 
 log = logging.getLogger(__name__)
 
+REGION_METHODS = ("value", "tokens")
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
@@ -88,7 +89,8 @@ class ClipAdapter:
             elif pil.size != (w, h):
                 pil = pil.resize((w, h), resample)
             out.append(np.asarray(pil, np.uint8))
-        x = torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).float().div_(255.0)
+        # Contiguous NCHW: a permuted (channels-last) view makes the patch convolution and what follows slower.
+        x = torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).contiguous().float().div_(255.0)
         mean = torch.tensor(self.preprocess.mean).view(1, 3, 1, 1)
         std = torch.tensor(self.preprocess.std).view(1, 3, 1, 1)
         return ((x - mean) / std).to(self.param_device, self.dtype)
@@ -119,20 +121,32 @@ class ClipAdapter:
                 feats = _pooled(self.model.get_text_features(**kw))
         return F.normalize(feats.float(), dim=-1)
 
-    def encode_patches(self, pixel_values):
-        """(pooled (B, D), patches (B, gh, gw, D)), both unit length, in the joint image-text space."""
+    def encode_patches(self, pixel_values, method: str = "value"):
+        """(pooled (B, D), patches (B, gh, gw, D)), both unit length, in the joint image-text space.
+
+        method "tokens": the last layer's patch tokens as they are. "value": the last block's attention
+        is replaced by each patch attending only to itself (its value path, then the MLP, MaskCLIP-style);
+        the tokens of a CLIP trained on its pooled output mix the whole image in that last attention,
+        so their raw map barely follows the objects. Both then go through post-layernorm and projection.
+        """
+        import contextlib
+
         import torch
         import torch.nn.functional as F
 
-        with torch.inference_mode():
+        if method not in REGION_METHODS:
+            raise BadInputError(f"Unknown word-to-region method “{method}”.")
+        pooled = self.encode_image(pixel_values)
+        hook = _self_only_last_block(self.model, self.backend) if method == "value" else contextlib.nullcontext()
+        with torch.inference_mode(), hook:
             if self.backend == "open_clip":
-                pooled, tokens = _open_clip_tokens(self.model, pixel_values)
+                _, tokens = _open_clip_tokens(self.model, pixel_values)
             else:
-                pooled, tokens = _hf_tokens(self.model, pixel_values)
+                _, tokens = _hf_tokens(self.model, pixel_values)
         b, n, d = tokens.shape
         gh, gw = _grid(n, pixel_values.shape[-2:])
         patches = tokens.reshape(b, gh, gw, d)
-        return F.normalize(pooled.float(), dim=-1), F.normalize(patches.float(), dim=-1)
+        return pooled, F.normalize(patches.float(), dim=-1)
 
     def image_embeddings(self, images: list[np.ndarray]) -> np.ndarray:
         return self.encode_image(self.pixels(images)).cpu().numpy().astype(np.float32)
@@ -152,6 +166,72 @@ def _grid(n: int, hw) -> tuple[int, int]:
     if side * side != n:
         raise ModelError(f"Cannot arrange {n} patch tokens into a grid.")
     return side, side
+
+
+def _last_block(model, backend: str):
+    """The vision tower's last transformer block and how its value path is computed, or (None, None)."""
+    import torch.nn.functional as F
+
+    if backend == "transformers":
+        blk = model.vision_model.encoder.layers[-1]
+
+        def value(b, x):  # CLIP / SigLIP encoder layer
+            o = b.self_attn.out_proj(b.self_attn.v_proj(b.layer_norm1(x)))
+            return o + b.mlp(b.layer_norm2(o))
+
+        return blk, value
+    visual = model.visual
+    if hasattr(visual, "transformer") and hasattr(visual.transformer, "resblocks"):
+        blk = visual.transformer.resblocks[-1]
+        if not hasattr(getattr(blk, "attn", None), "in_proj_weight"):
+            return None, None
+
+        def value(b, x):  # open_clip ResidualAttentionBlock (nn.MultiheadAttention)
+            c = x.shape[-1]
+            a = b.attn
+            bias = a.in_proj_bias[2 * c:] if a.in_proj_bias is not None else None
+            o = b.ls_1(a.out_proj(F.linear(b.ln_1(x), a.in_proj_weight[2 * c:], bias)))
+            return o + b.ls_2(b.mlp(b.ln_2(o)))
+
+        return blk, value
+    trunk = getattr(visual, "trunk", None)
+    if trunk is not None and hasattr(trunk, "blocks") and hasattr(trunk.blocks[-1].attn, "qkv"):
+
+        def value(b, x):  # timm ViT Block (fused qkv)
+            c = x.shape[-1]
+            v = b.attn.qkv(b.norm1(x))[..., 2 * c:]
+            v = b.attn.norm(v) if hasattr(b.attn, "norm") else v
+            o = b.ls1(b.attn.proj(v))
+            return o + b.ls2(b.mlp(b.norm2(o)))
+
+        return trunk.blocks[-1], value
+    return None, None
+
+
+def _self_only_last_block(model, backend: str):
+    """Context manager: while active, the last block's output is its per-patch value path."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def patched():
+        blk, value = _last_block(model, backend)
+        if blk is None:
+            log.warning("no value path for this vision tower; using its patch tokens as they are")
+            yield
+            return
+
+        def hook(module, args, kwargs, output):
+            x = args[0] if args else kwargs.get("hidden_states", kwargs.get("q_x", kwargs.get("x")))
+            out = value(module, x)
+            return (out, *output[1:]) if isinstance(output, tuple) else out
+
+        handle = blk.register_forward_hook(hook, with_kwargs=True)
+        try:
+            yield
+        finally:
+            handle.remove()
+
+    return patched()
 
 
 def _hf_tokens(model, x):

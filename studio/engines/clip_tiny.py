@@ -74,11 +74,37 @@ def hf_clip_folder(folder: str | Path, seed: int = 0, shape: str = "tiny") -> Pa
     return folder
 
 
+def hf_siglip_folder(folder: str | Path, seed: int = 0) -> Path:
+    """Save a seeded random transformers SiglipModel (sigmoid scores with a logit bias, attention-pool
+    head, no centre crop); its tokenizer is the CLIP BPE, which is all a test of the code path needs."""
+    import torch
+    from transformers import SiglipConfig, SiglipImageProcessor, SiglipModel
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    text = dict(vocab_size=49408, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                num_attention_heads=2, max_position_embeddings=16, bos_token_id=49406, eos_token_id=49407,
+                pad_token_id=49407, projection_size=32)
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                  image_size=32, patch_size=8)
+    state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(seed)
+        model = SiglipModel(SiglipConfig(text_config=text, vision_config=vision)).eval()
+    finally:
+        torch.random.set_rng_state(state)
+    model.save_pretrained(str(folder), safe_serialization=True)
+    SiglipImageProcessor(size={"height": 32, "width": 32}).save_pretrained(str(folder))
+    _tokenizer_files(folder)
+    return folder
+
+
 _FOLDERS: dict[tuple[int, str], Path] = {}
 
 
 def cached_hf_clip_folder(seed: int = 0, shape: str = "tiny") -> Path:
-    """`hf_clip_folder` built once per process in a temporary folder (tests share it)."""
+    """`hf_clip_folder` (shape "tiny" or "starter") or `hf_siglip_folder` (shape "siglip"), built once
+    per process in a temporary folder (tests share it)."""
     key = (seed, shape)
     if key not in _FOLDERS or not (_FOLDERS[key] / "config.json").exists():
         import atexit
@@ -86,7 +112,10 @@ def cached_hf_clip_folder(seed: int = 0, shape: str = "tiny") -> Path:
 
         tmp = tempfile.mkdtemp(prefix="studio-clip-")
         atexit.register(shutil.rmtree, tmp, True)
-        _FOLDERS[key] = hf_clip_folder(Path(tmp) / "clip", seed, shape)
+        if shape == "siglip":
+            _FOLDERS[key] = hf_siglip_folder(Path(tmp) / "siglip", seed)
+        else:
+            _FOLDERS[key] = hf_clip_folder(Path(tmp) / "clip", seed, shape)
     return _FOLDERS[key]
 
 

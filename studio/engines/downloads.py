@@ -11,13 +11,12 @@ time, so the other CPU worker stays free for image I/O.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import sys
 import time
+from pathlib import Path
 from typing import Any, Callable
 
-from studio.catalog import store
+from studio.catalog import integrity, store
 from studio.catalog.cards import ModelCard
 from studio.catalog.requests import DownloadModelRequest, DownloadResult, HubInfo, HubInfoRequest
 from studio.core.context import TaskContext
@@ -25,21 +24,12 @@ from studio.core.errors import Cancelled, ModelError
 
 log = logging.getLogger(__name__)
 
-_TRUE = ("1", "on", "yes", "true")
 LOGIN_HINT = ("log in with `hf auth login` (older versions: `huggingface-cli login`) or set the "
               "HF_TOKEN environment variable, then press Download again")
 
 
-def offline_env() -> bool:
-    """HF_HUB_OFFLINE as huggingface_hub sees it (it reads the variable once, at import)."""
-    consts = sys.modules.get("huggingface_hub.constants")
-    if consts is not None and getattr(consts, "HF_HUB_OFFLINE", False):
-        return True
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
-
-
 def _refuse_offline(force: bool = False) -> None:
-    if force or offline_env():
+    if force or store.offline_env():
         raise ModelError("Downloads are switched off: the HF_HUB_OFFLINE environment variable is set. "
                          "Start the studio without it to download models.")
 
@@ -152,6 +142,10 @@ def download(card: ModelCard, allow_pickle: bool, ctx: TaskContext) -> DownloadR
         if ctx.cancelled():
             raise Cancelled() from exc
         raise _hub_error(card.name, repo, revision, exc) from exc
+    problems = integrity.scan(card, Path(path)).problems
+    if problems:
+        raise ModelError(f"{card.name} was downloaded but is damaged: {problems[0]} Remove it in "
+                         "Models > Manager and download it again.", "\n".join(problems))
     ctx.progress(1.0, f"{card.name} downloaded")
     log.info("downloaded %s (%s@%s, %.0f MB) in %.0fs", card.id, repo, revision, mb, time.monotonic() - t0)
     return DownloadResult(card.id, str(path), total, time.monotonic() - t0)

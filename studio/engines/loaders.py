@@ -88,8 +88,9 @@ def dtype_name(dtype) -> str:
 
 
 # -- safety ---------------------------------------------------------------------------------
-def check_safety(spec: LoadSpec) -> None:
-    """Refuse pickle-only weights and remote code unless the user consented for this model."""
+def check_safety(spec: LoadSpec, safe: list[Path] = (), pickles: list[Path] = ()) -> None:
+    """Refuse pickle-only weights and remote code unless the user consented for this model.
+    `safe` / `pickles`: the weight files found (integrity.scan)."""
     card = spec.card
     if card.wants_remote_code and not spec.trust_remote_code:
         raise ModelError(f"{card.name} needs to run Python code that comes with the model "
@@ -97,7 +98,6 @@ def check_safety(spec: LoadSpec) -> None:
                          "you trust its authors.")
     if spec.allow_pickle or spec.path is None:
         return
-    safe, pickles = weight_files(spec.path)
     if card.needs_pickle or (pickles and not safe):
         names = ", ".join(p.name for p in pickles[:3]) or Path(card.source_ref).name
         raise ModelError(f"{card.name} has only pickle weights ({names}). Pickle files can run code "
@@ -289,10 +289,10 @@ def load_diffusers(spec: LoadSpec) -> Loaded:
         pipe.set_progress_bar_config(disable=True)
     if spec.offload and hasattr(pipe, "enable_model_cpu_offload"):
         pipe.enable_model_cpu_offload(device=spec.device)
-    else:
+    elif spec.device != "cpu":  # from_pretrained already loads onto the CPU
         pipe = pipe.to(spec.device)
-        if hasattr(pipe, "eval"):
-            pipe.eval()
+    if hasattr(pipe, "eval"):
+        pipe.eval()
     return Loaded(pipe)
 
 
@@ -339,7 +339,7 @@ LOADERS: dict[str, Callable[[LoadSpec], Loaded]] = {
 }
 
 
-def component_keys(card: ModelCard, path: Path | None) -> dict[str, str]:
+def component_keys(card: ModelCard, path: Path | None, safetensors: list[Path]) -> dict[str, str]:
     """Identity of each component of a diffusers pipeline folder, so the same weights loaded by two
     pipelines are one object: the blob's sha256 in the HF cache (its file name), else the real path."""
     if card.library != "diffusers" or path is None or not path.is_dir():
@@ -352,7 +352,7 @@ def component_keys(card: ModelCard, path: Path | None) -> dict[str, str]:
     for name, spec in index.items():
         if name.startswith("_") or not isinstance(spec, list) or spec[0] is None:
             continue
-        safe, _ = weight_files(path / name) if (path / name).is_dir() else ([], [])
+        safe = [f for f in safetensors if f.parent == path / name]
         if not safe:
             continue
         parts = []

@@ -12,6 +12,7 @@ pinned for as long as that job's TaskContext is alive (the manager holds only a 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
 import traceback
@@ -21,9 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from studio.catalog import store
+from studio.catalog import integrity, store
 from studio.catalog.cards import Catalog, ModelCard, remove_user_card
-from studio.catalog.integrity import folder_problems
 from studio.catalog.requests import (LoadedInfo, ModelPolicy, ModelsSnapshot, RemoveModelRequest,
                                      RemoveModelResult)
 from studio.core.context import TaskContext
@@ -31,6 +31,7 @@ from studio.core.errors import Cancelled, ModelError, StudioError
 from studio.core.paths import assets_dir
 from studio.engines import memory
 from studio.engines.memory import MB
+from studio.runtime.scheduler import GPU
 
 log = logging.getLogger(__name__)
 
@@ -164,23 +165,23 @@ class ModelManager:
             raise ModelError(f"The studio cannot load {card.library} models yet ({card.name}).")
         allow_pickle = card.id in self.policy.allow_pickle
         path = None if card.source_kind == "builtin" else store.resolve(card, self.assets, allow_pickle)
-        if path is not None:
-            problems = folder_problems(card, path)
-            if problems:
-                more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
-                raise ModelError(f"{card.name} cannot be loaded: {problems[0]}{more} Download it again "
-                                 "or repair the folder, then press Verify.", "\n".join(problems))
+        files = integrity.scan(card, path) if path is not None else None
+        if files is not None and files.problems:
+            problems = files.problems
+            more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+            raise ModelError(f"{card.name} cannot be loaded: {problems[0]}{more} Download it again "
+                             "or repair the folder, then press Verify.", "\n".join(problems))
         spec = loaders.LoadSpec(card, path, self.device, None, allow_pickle,
                                 card.id in self.policy.trust_remote_code, progress=progress)
-        loaders.check_safety(spec)
+        loaders.check_safety(spec, *((files.safetensors, files.pickles) if files else ()))
         spec.dtype = loaders.choose_dtype(card, self.device)
-        need = memory.estimate_weights_mb(card, path, memory.itemsize(spec.dtype))
+        need = memory.estimate_weights_mb(card, files, memory.itemsize(spec.dtype))
         placement = self._place(card, need)
         spec.offload = placement == "offload"
         if spec.offload:
             spec.max_memory = {0: f"{int(self._room(VRAM))}MiB", "cpu": f"{int(self._room(RAM))}MiB"}
         keys = {name: f"{k}|{spec.dtype}|{placement}"
-                for name, k in loaders.component_keys(card, path).items()}
+                for name, k in loaders.component_keys(card, path, files.safetensors if files else []).items()}
         spec.shared = {name: obj for name, k in keys.items() if (obj := self._shared_get(k)) is not None}
         if ctx is not None:
             ctx.check()
@@ -522,13 +523,40 @@ def run_device_info(request, ctx: TaskContext, models: ModelManager):
     return DeviceInfo(device, describe(device), memory_in_use_mb(device))
 
 
+def oom_safe(engine):
+    """Wrap a GPU engine so that running out of memory anywhere in it frees the caches and fails
+    the job with advice (ModelError) instead of an unexpected error."""
+    @functools.wraps(engine)
+    def run(request, ctx: TaskContext, models):
+        guard = getattr(models, "oom_guard", None)
+        if guard is None:
+            return engine(request, ctx, models)
+        with guard("running this job"):
+            return engine(request, ctx, models)
+
+    return run
+
+
+class OOMSafeRegistry:
+    """An EngineRegistry view that registers every GPU-lane engine wrapped in `oom_safe`."""
+
+    def __init__(self, registry) -> None:
+        self._registry = registry
+
+    def register(self, request_type: type, engine, lane: str = GPU) -> None:
+        self._registry.register(request_type, oom_safe(engine) if lane == GPU else engine, lane)
+
+    def __getattr__(self, name: str):
+        return getattr(self._registry, name)
+
+
 def register(registry) -> None:
     """Model management engines: the manager's own on the GPU lane; disk, verify and downloads on
     the CPU lane (no torch; a download must not hold the GPU lane)."""
     from studio.catalog import engine as catalog_engine
     from studio.catalog import requests as rq
     from studio.engines import downloads
-    from studio.runtime.scheduler import CPU, GPU
+    from studio.runtime.scheduler import CPU
 
     registry.register(rq.ModelsSnapshotRequest, run_snapshot, GPU)
     registry.register(rq.ConfigureModelsRequest, run_configure, GPU)

@@ -10,11 +10,10 @@ import gc
 import logging
 import os
 import sys
-from pathlib import Path
 from typing import Any, Iterable
 
 from studio.catalog.cards import ModelCard
-from studio.catalog.integrity import read_safetensors_header, tensor_bytes, weight_files
+from studio.catalog.integrity import FolderScan, tensor_bytes
 
 log = logging.getLogger(__name__)
 
@@ -30,25 +29,15 @@ DIFFUSION_TASKS = ("diffusion", "inpaint", "video", "motion")
 
 
 def module_bytes(obj: Any) -> int:
-    """Bytes of the parameters and buffers of a torch module (0 for anything else)."""
+    """Bytes of the parameters and buffers of a torch module (0 for anything else). Tied weights
+    are one Parameter object, which `parameters()` yields once."""
     if not hasattr(obj, "parameters") or not hasattr(obj, "buffers"):
         return 0
-    seen: set[int] = set()
-    total = 0
     try:
-        tensors = list(obj.parameters()) + list(obj.buffers())
+        return sum(t.numel() * t.element_size() for t in obj.parameters()) + \
+            sum(t.numel() * t.element_size() for t in obj.buffers())
     except TypeError:
         return 0
-    for t in tensors:
-        try:
-            key = t.untyped_storage().data_ptr() if t.device.type != "meta" else id(t)
-        except (RuntimeError, AttributeError):
-            key = id(t)
-        if key in seen and key != 0:
-            continue
-        seen.add(key)
-        total += t.numel() * t.element_size()
-    return total
 
 
 def parts_of(model: Any) -> dict[int, tuple[Any, int]]:
@@ -68,21 +57,16 @@ def itemsize(dtype: Any) -> int:
     return int(getattr(dtype, "itemsize", 4))
 
 
-def estimate_weights_mb(card: ModelCard, path: Path | None, item: int) -> float:
+def estimate_weights_mb(card: ModelCard, scan: FolderScan | None, item: int) -> float:
     """Weights in memory before loading: tensor sizes from safetensors headers at `item` bytes per
     float (what the dtype policy will give), else file sizes, else the card's own estimate."""
-    if path is None or not Path(path).exists():
+    if scan is None:
         return float(card.memory_mb)
-    safe, pickles = weight_files(Path(path))
-    safe = _preferred(safe, card)
     skip = tuple(f"/{s}/" for s in card.options.get("skip", []))
-    total = 0
-    for f in safe:
-        if skip and any(s in f.as_posix() for s in skip):
-            continue
-        total += tensor_bytes(read_safetensors_header(f), item)
-    if not safe:
-        total = sum(p.stat().st_size for p in pickles)
+    total = sum(tensor_bytes(scan.headers[f], item) for f in _preferred(scan.safetensors, card)
+                if f in scan.headers and not (skip and any(s in f.as_posix() for s in skip)))
+    if not scan.safetensors:
+        total = sum(p.stat().st_size for p in scan.pickles)
     return total / MB if total else float(card.memory_mb)
 
 

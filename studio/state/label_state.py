@@ -24,7 +24,8 @@ class LabelState(Observable):
         "result", "ranked", "verdict", "busy", "status",
         "folder", "batch", "batch_busy", "batch_progress", "batch_status", "accuracy",
         "slot_a", "slot_b", "slot_c", "centre", "probes", "arithmetic", "arith_busy", "arith_status",
-        "region_word", "region", "region_busy", "region_status", "mask_threshold", "show_overlay",
+        "region_word", "region_method", "region", "region_busy", "region_status", "mask_threshold",
+        "show_overlay",
     )
 
     def __init__(self) -> None:
@@ -54,6 +55,7 @@ class LabelState(Observable):
         self.arith_busy: bool = False
         self.arith_status: str = ""
         self.region_word: str = ""
+        self.region_method: str = "value"  # a REGION_METHODS key
         self.region: Any = None  # RegionResult
         self.region_busy: bool = False
         self.region_status: str = ""

@@ -9,7 +9,6 @@ download keeps going, and its progress keeps showing, after the panel is closed 
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import replace
 from typing import Any
 
@@ -66,7 +65,7 @@ class ModelsController:
         ctl = getattr(session.models, "_controller", None)
         if ctl is None:
             ctl = cls(session)
-            object.__setattr__(session.models, "_controller", ctl)
+            session.models._controller = ctl
         return ctl
 
     # -- helpers ---------------------------------------------------------------------------
@@ -184,10 +183,10 @@ class ModelsController:
 
     def _start_download(self, model_id: str) -> None:
         from studio.catalog.requests import DownloadModelRequest
+        from studio.catalog.store import offline_env
 
         card = self.session.catalog.get(model_id)
-        offline_env = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "on", "yes", "true")
-        req = DownloadModelRequest(card, card.id in self.policy().allow_pickle, offline_env)
+        req = DownloadModelRequest(card, card.id in self.policy().allow_pickle, offline_env())
         self.state.downloads = _with(self.state.downloads, model_id, (0.0, "Starting…"))
 
         def progress(fraction: float, text: str) -> None:

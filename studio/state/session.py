@@ -11,6 +11,7 @@ from studio.catalog.cards import Catalog
 from studio.core.paths import StudioPaths
 from studio.core.settings import Settings
 from studio.state.app_state import AppState
+from studio.state.chat_state import ChatState
 from studio.state.inspect_state import InspectState
 from studio.state.label_state import LabelState
 from studio.state.models_state import ModelsState
@@ -26,3 +27,4 @@ class Session:
     inspect: InspectState = field(default_factory=InspectState)
     label: LabelState = field(default_factory=LabelState)
     models: ModelsState = field(default_factory=ModelsState)
+    chat: ChatState = field(default_factory=ChatState)

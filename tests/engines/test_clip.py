@@ -30,7 +30,8 @@ WORDS = ("red", "blue", "green", "circle", "square", "cat", "dog", "car", "tree"
 def manager():
     cards = [clip_tiny.card("tiny-hf", clip_tiny.cached_hf_clip_folder()),
              clip_tiny.card("tiny-oc", library="open_clip", arch=clip_tiny.register_open_clip_tiny()),
-             clip_tiny.card("tiny-sig", library="open_clip", arch=clip_tiny.register_open_clip_tiny(-10.0))]
+             clip_tiny.card("tiny-sig", library="open_clip", arch=clip_tiny.register_open_clip_tiny(-10.0)),
+             clip_tiny.card("tiny-siglip", clip_tiny.cached_hf_clip_folder(shape="siglip"))]
     return ModelManager(Catalog(cards), "cpu")
 
 
@@ -49,7 +50,7 @@ def photo():
 
 
 # -- the code path, on both libraries -------------------------------------------------------------
-@pytest.mark.parametrize("model_id", ["tiny-hf", "tiny-oc", "tiny-sig"])
+@pytest.mark.parametrize("model_id", ["tiny-hf", "tiny-oc", "tiny-sig", "tiny-siglip"])
 def test_zero_shot_ranks_every_label_and_caches_the_text(manager, photo, model_id):
     labels = ("red circle", "blue square", "cat")
     req = LabelRequest(photo, model_id, labels, template_set("7"))
@@ -60,8 +61,9 @@ def test_zero_shot_ranks_every_label_and_caches_the_text(manager, photo, model_i
     assert not first.text_cached and again.text_cached
     np.testing.assert_allclose(first.cosine, again.cosine, atol=1e-5)
     p = scores(first.cosine, "auto", first.logit_scale, first.logit_bias)
-    assert (first.logit_bias is not None) == (model_id == "tiny-sig")
-    if model_id != "tiny-sig":
+    sigmoid = model_id in ("tiny-sig", "tiny-siglip")  # open_clip with a bias; transformers SigLIP
+    assert (first.logit_bias is not None) == sigmoid
+    if not sigmoid:
         assert p.sum() == pytest.approx(1.0, abs=1e-5)  # softmax
     assert sorted(lab for lab, _ in rank(labels, p)) == sorted(labels)
 
@@ -75,11 +77,13 @@ def test_text_cache_is_dropped_when_the_manager_unloads_the_model(photo):
     assert not any(k[0] == "tiny-x" for k in clip.text_cache_keys())
 
 
-@pytest.mark.parametrize("model_id", ["tiny-hf", "tiny-oc"])
-def test_region_map_covers_the_whole_image(manager, model_id):
-    wide = StudioImage(np.zeros((30, 50, 3), np.uint8))
-    res = clip.run_region(RegionRequest(wide, model_id, "  red   circle "), TaskContext(), manager)
+@pytest.mark.parametrize("method", ["value", "tokens"])
+@pytest.mark.parametrize("model_id", ["tiny-hf", "tiny-oc", "tiny-siglip"])
+def test_region_map_covers_the_whole_image(manager, model_id, method):
+    wide = StudioImage(np.random.default_rng(0).integers(0, 255, (30, 50, 3), dtype=np.uint8))
+    res = clip.run_region(RegionRequest(wide, model_id, "  red   circle ", method=method), TaskContext(), manager)
     assert res.label == "red circle" and res.heatmap.shape == (4, 4) and res.image_size == (50, 30)
+    assert res.method == method
     assert np.isfinite(res.heatmap).all() and -1.0 <= res.global_cosine <= 1.0
     mask = region_mask(res, 0.5)
     assert mask.shape == (30, 50) and mask.any()
@@ -110,6 +114,8 @@ def test_bad_inputs_give_clear_messages(manager, photo):
         clip.run_label(LabelRequest(photo, "tiny-hf", ("cat",), ("no slot",)), TaskContext(), manager)
     with pytest.raises(BadInputError, match="Type a word"):
         clip.run_region(RegionRequest(photo, "tiny-hf", "  "), TaskContext(), manager)
+    with pytest.raises(BadInputError, match="Unknown word-to-region method"):
+        clip.run_region(RegionRequest(photo, "tiny-hf", "cat", method="magic"), TaskContext(), manager)
     with pytest.raises(BadInputError, match="set A and B"):
         run_arithmetic(ArithmeticRequest("tiny-hf", photo, None), TaskContext(), manager)
     with pytest.raises(BadInputError, match="catalog"):
@@ -233,14 +239,29 @@ def test_starter_red_minus_blue_is_nearer_red_than_blue(starter):
     assert probes["red"] > probes["blue"]
 
 
+def test_value_path_and_token_maps_differ_only_in_the_last_block(manager, photo):
+    """The value path hooks the last block only for the map: embeddings outside it are unchanged."""
+    before = clip.run_label(LabelRequest(photo, "tiny-hf", ("a", "b")), TaskContext(), manager).cosine
+    v = clip.run_region(RegionRequest(photo, "tiny-hf", "red", method="value"), TaskContext(), manager)
+    t = clip.run_region(RegionRequest(photo, "tiny-hf", "red", method="tokens"), TaskContext(), manager)
+    after = clip.run_label(LabelRequest(photo, "tiny-hf", ("a", "b")), TaskContext(), manager).cosine
+    np.testing.assert_allclose(before, after, atol=1e-6)
+    assert v.global_cosine == pytest.approx(t.global_cosine, abs=1e-6)
+    assert not np.allclose(v.heatmap, t.heatmap)
+
+
 def test_starter_region_mask_overlaps_the_object(starter):
-    sc = scene_with(["red circle", "blue square"])
-    img = StudioImage(sc.image)
-    res = clip.run_region(RegionRequest(img, "starter-clip", "red circle"), TaskContext(), starter)
-    obj = sc.instance_mask == 1 + sc.labels.index("red circle")
-    mask = region_mask(res, 0.5) > 0
-    assert (mask & obj).sum() > 0.3 * obj.sum()
-    # The map is hotter on the red circle than on the blue square.
-    heat = np.asarray(Image.fromarray(res.heatmap).resize(img.size, Image.BILINEAR))
-    other = sc.instance_mask == 1 + sc.labels.index("blue square")
-    assert heat[obj].mean() > heat[other].mean()
+    """Over 20 two-object scenes: the mask of a label covers most of its object, and the map is hotter
+    on that object than on the other one in most of them (the pilot CLIP: 87 % and 0.81 on 300)."""
+    hotter, overlap, n = 0, 0.0, 0
+    for seed in range(SPLITS["test"], SPLITS["test"] + 10):
+        sc = make_scene(seed, n_objects=2)
+        img = StudioImage(sc.image)
+        for i, label in enumerate(sc.labels):
+            res = clip.run_region(RegionRequest(img, "starter-clip", label), TaskContext(), starter)
+            obj, other = sc.instance_mask == i + 1, sc.instance_mask == 2 - i
+            heat = np.asarray(Image.fromarray(res.heatmap).resize(img.size, Image.BILINEAR))
+            hotter += heat[obj].mean() > heat[other].mean()
+            overlap += ((region_mask(res, 0.5) > 0) & obj).sum() / obj.sum()
+            n += 1
+    assert hotter / n >= 0.7 and overlap / n >= 0.5, (hotter / n, overlap / n)

@@ -159,3 +159,10 @@ def test_hub_lookup_for_the_add_dialog(online, monkeypatch, repo_files):
     fake_hub(monkeypatch, repo_files, online)
     info = downloads.run_hub_info(HubInfoRequest(REPO), TaskContext(), None)
     assert (info.library, info.task, info.license, info.size_bytes) == ("transformers", "clip", "mit", 1012)
+
+
+def test_a_damaged_download_is_reported(online, monkeypatch, repo_files):
+    (repo_files / "model.safetensors").write_bytes(b"\xff" * 20)
+    fake_hub(monkeypatch, repo_files, online)
+    with pytest.raises(ModelError, match="was downloaded but is damaged: model.safetensors is not a valid"):
+        downloads.run_download(DownloadModelRequest(hub_card()), TaskContext(), None)

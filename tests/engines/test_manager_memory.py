@@ -10,7 +10,7 @@ from studio.catalog.requests import ConfigureModelsRequest, ModelPolicy, UnloadM
 from studio.core.context import TaskContext
 from studio.core.errors import ModelError
 from studio.engines import loaders
-from studio.engines.manager import RAM, ModelManager, run_configure, run_unload
+from studio.engines.manager import RAM, ModelManager, oom_safe, run_configure, run_unload
 from tests.helpers.tiny_models import card
 
 # torchvision squeezenet1_1 with 10 classes: 2.8 MB of float32 weights, built in milliseconds.
@@ -159,6 +159,12 @@ def test_out_of_memory_during_a_job_keeps_its_models():
         with m.oom_guard("generating"):
             raise torch.cuda.OutOfMemoryError("CUDA out of memory")
     assert loaded(m) == ["b"]
+
+    def engine(request, ctx, models):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    with pytest.raises(ModelError, match="Out of memory while running this job"):
+        oom_safe(engine)(None, job, m)
     with pytest.raises(ValueError):
         with m.oom_guard():
             raise ValueError("not an OOM")

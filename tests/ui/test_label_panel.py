@@ -183,6 +183,10 @@ def test_word_to_region_overlay_mask_and_send_to_paint(label_ws):
     share_hi = float((s.label.mask() > 0).mean())
     label_ws.widget("label.mask_threshold").setValue(30)
     assert float((s.label.mask() > 0).mean()) > share_hi
+    method = label_ws.widget("label.region_method")
+    method.setCurrentIndex(method.findData("tokens"))  # re-runs the same word with the other method
+    label_ws.wait_idle(30)
+    assert s.label.region.method == "tokens" and label_ws.canvas.has_overlay()
     label_ws.widget("label.show_overlay").setChecked(False)
     assert not label_ws.canvas.has_overlay()
     label_ws.widget("label.show_overlay").setChecked(True)

@@ -155,6 +155,13 @@ class ModelsDialog(QDialog):
         row.addWidget(self.vram_budget)
         row.addWidget(QLabel("RAM budget:", box))
         row.addWidget(self.ram_budget)
+        self.offline = QCheckBox("Offline", box)
+        self.offline.setObjectName("models.offline")
+        self.offline.setChecked(bool(self.session.settings.get("offline")))
+        self.offline.setToolTip("Offline: the studio never uses the network by itself; only the "
+                                "Download button does. Off: the add dialog may also look repos up.")
+        self.offline.toggled.connect(lambda on: self.ctl.set_setting("offline", bool(on)))
+        row.addWidget(self.offline)
         form.addRow(row)
         self.vram_bar = self._bar("models.vram_bar", box)
         self.ram_bar = self._bar("models.ram_bar", box)

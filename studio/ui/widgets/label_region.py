@@ -3,10 +3,10 @@ canvas), threshold it into a mask and send the mask to paint as an inpainting ma
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QCheckBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton,
-                               QSlider, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
+                               QPushButton, QSlider, QVBoxLayout, QWidget)
 
-from studio.core.label_requests import RegionRequest, region_overlay
+from studio.core.label_requests import REGION_METHODS, RegionRequest, region_overlay
 
 REGION_KEY = "label.region"
 
@@ -34,6 +34,14 @@ class LabelRegionWidget(QWidget):
         lay.addLayout(row)
 
         form = QFormLayout()
+        self.method_combo = QComboBox(self)
+        self.method_combo.setObjectName("label.region_method")
+        for key, text in REGION_METHODS.items():
+            self.method_combo.addItem(text, key)
+        self.method_combo.setCurrentIndex(max(0, self.method_combo.findData(st.region_method)))
+        self.method_combo.setToolTip("The value path follows objects far better in CLIPs trained on their "
+                                     "pooled output; “as they are” is the plain projection of the tokens")
+        form.addRow("Map from", self.method_combo)
         self.threshold = QSlider(Qt.Orientation.Horizontal, self)
         self.threshold.setObjectName("label.mask_threshold")
         self.threshold.setRange(0, 100)
@@ -64,6 +72,7 @@ class LabelRegionWidget(QWidget):
         self.word_edit.returnPressed.connect(self.run)
         self.run_button.clicked.connect(self.run)
         self.threshold.valueChanged.connect(lambda v: setattr(st, "mask_threshold", v / 100.0))
+        self.method_combo.currentIndexChanged.connect(self._method_changed)
         self.overlay_check.toggled.connect(lambda on: setattr(st, "show_overlay", on))
         self.paint_button.clicked.connect(self.send_to_paint)
         st.changed.connect(self._on_state)
@@ -84,11 +93,17 @@ class LabelRegionWidget(QWidget):
             s.app.report_error("There is no CLIP model to run: add one in Models > Manager.")
             return
         req = RegionRequest(image=s.app.image, model_id=st.model_id, label=st.region_word,
-                            templates=st.template_list())
+                            templates=st.template_list(), method=st.region_method)
         st.update(region_busy=True, region_status="Running…")
         s.runtime.submit(req, key=REGION_KEY, title="Word to region", on_result=self._on_result,
                          on_error=self._on_error,
                          on_cancelled=lambda: st.update(region_busy=False, region_status="Cancelled"))
+
+    def _method_changed(self, index: int) -> None:
+        st = self.session.label
+        st.region_method = self.method_combo.itemData(index)
+        if st.region is not None and not st.region_busy:
+            self.run()  # show the same word with the other method
 
     def _on_result(self, result) -> None:
         st = self.session.label
@@ -174,6 +189,7 @@ class LabelRegionWidget(QWidget):
         mask = st.mask()
         share = float((mask > 0).mean()) if mask is not None else 0.0
         gh, gw = r.heatmap.shape
-        self.info.setText(f"“{r.label}”: {gw}×{gh} patches, cosine {r.heatmap.min():+.3f} … "
+        how = "value path" if r.method == "value" else "tokens"
+        self.info.setText(f"“{r.label}” ({how}): {gw}×{gh} patches, cosine {r.heatmap.min():+.3f} … "
                           f"{r.heatmap.max():+.3f} (whole image {r.global_cosine:+.3f}); "
                           f"mask covers {share * 100:.0f}% ({r.seconds:.2f} s)")

@@ -1,0 +1,162 @@
+"""The paint journal: what must survive a crash or a kill -9, written before it matters.
+
+Layout under `session.paths.journal`:
+  jobs/<uid>.json   one per queued or running paint job, written before the job is submitted and
+                    removed when it ends (done, failed, or cancelled by the user);
+  workspace.json    the paint workspace: prompt and parameters, and which images are the canvas,
+                    the mask, the control images and the depth map;
+  blobs/<sha>.png   those images, content-addressed, so a queue of jobs on one image stores it once.
+Every file is written atomically (temp + rename), blobs before the JSON that names them, so a kill at
+any moment leaves either the old state or the new one. No Qt, no torch.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from studio.core.atomic import atomic_write_bytes, atomic_write_json
+from studio.media.metadata import array_sha256, decode_png, encode_png
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class JournalJob:
+    uid: str
+    title: str
+    seq: float
+    attempts: int
+    record: dict[str, Any]  # the request record (studio.core.paint_requests.request_to_record)
+    images: dict[str, np.ndarray]
+
+
+class Journal:
+    def __init__(self, folder: str | os.PathLike) -> None:
+        self.folder = Path(folder)
+        self.jobs_dir = self.folder / "jobs"
+        self.blobs_dir = self.folder / "blobs"
+        self.workspace_file = self.folder / "workspace.json"
+
+    # -- blobs -----------------------------------------------------------------------------
+    def put_blob(self, arr: np.ndarray) -> str:
+        sha = array_sha256(arr)
+        path = self.blobs_dir / f"{sha}.png"
+        if not path.exists():
+            atomic_write_bytes(path, encode_png(arr))
+        return sha
+
+    def get_blob(self, sha: str) -> np.ndarray:
+        return decode_png((self.blobs_dir / f"{sha}.png").read_bytes())
+
+    def _put_images(self, images: dict[str, np.ndarray]) -> dict[str, str]:
+        return {name: self.put_blob(arr) for name, arr in images.items() if arr is not None}
+
+    def _get_images(self, refs: dict[str, str]) -> dict[str, np.ndarray]:
+        out = {}
+        for name, sha in (refs or {}).items():
+            try:
+                out[name] = self.get_blob(sha)
+            except (OSError, ValueError) as exc:
+                log.warning("journal: image %s (%s) is missing or damaged: %s", name, sha, exc)
+        return out
+
+    # -- jobs ------------------------------------------------------------------------------
+    def add_job(self, uid: str, record: dict[str, Any], images: dict[str, np.ndarray], title: str = "",
+                seq: float | None = None) -> None:
+        refs = self._put_images(images)
+        atomic_write_json(self.jobs_dir / f"{uid}.json", {
+            "uid": uid, "title": title, "seq": time.time() if seq is None else seq, "attempts": 0,
+            "created": time.time(), "request": record, "images": refs})
+
+    def _read(self, uid: str) -> dict[str, Any] | None:
+        try:
+            return json.loads((self.jobs_dir / f"{uid}.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def started(self, uid: str) -> None:
+        """A job began running: count the attempt, so one that crashes the studio is not rerun forever."""
+        data = self._read(uid)
+        if data is not None:
+            data["attempts"] = int(data.get("attempts", 0)) + 1
+            atomic_write_json(self.jobs_dir / f"{uid}.json", data)
+
+    def finish(self, uid: str) -> None:
+        try:
+            (self.jobs_dir / f"{uid}.json").unlink()
+        except FileNotFoundError:
+            pass
+
+    def reorder(self, uids: list[str]) -> None:
+        """Record a new queue order (first = next to run)."""
+        base = time.time()
+        for i, uid in enumerate(uids):
+            data = self._read(uid)
+            if data is not None and data.get("seq") != base + i * 1e-3:
+                data["seq"] = base + i * 1e-3
+                atomic_write_json(self.jobs_dir / f"{uid}.json", data)
+
+    def pending(self) -> list[JournalJob]:
+        """Jobs that were queued or running when the studio stopped, in queue order. A damaged
+        entry is set aside (renamed .bad) and logged instead of stopping the start."""
+        jobs = []
+        if not self.jobs_dir.is_dir():
+            return jobs
+        for path in sorted(self.jobs_dir.glob("*.json")):
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+                jobs.append(JournalJob(str(data["uid"]), str(data.get("title", "")), float(data.get("seq", 0)),
+                                       int(data.get("attempts", 0)), dict(data["request"]),
+                                       self._get_images(data.get("images", {}))))
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                log.error("journal entry %s is damaged (%s); set aside", path.name, exc)
+                try:
+                    path.replace(path.with_suffix(".bad"))
+                except OSError:
+                    pass
+        return sorted(jobs, key=lambda j: j.seq)
+
+    # -- the workspace ---------------------------------------------------------------------
+    def save_workspace(self, record: dict[str, Any], images: dict[str, np.ndarray]) -> None:
+        atomic_write_json(self.workspace_file, {"saved": time.time(), "state": record,
+                                                "images": self._put_images(images)})
+
+    def load_workspace(self) -> tuple[dict[str, Any] | None, dict[str, np.ndarray]]:
+        try:
+            data = json.loads(self.workspace_file.read_text(encoding="utf-8"))
+            return dict(data["state"]), self._get_images(data.get("images", {}))
+        except FileNotFoundError:
+            return None, {}
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.error("paint workspace journal is damaged (%s); starting empty", exc)
+            return None, {}
+
+    # -- housekeeping ----------------------------------------------------------------------
+    def collect_garbage(self) -> int:
+        """Delete blobs no job and not the workspace refers to. Returns how many went."""
+        used: set[str] = set()
+        files = list(self.jobs_dir.glob("*.json")) if self.jobs_dir.is_dir() else []
+        if self.workspace_file.exists():
+            files.append(self.workspace_file)
+        for path in files:
+            try:
+                used.update(json.loads(path.read_text(encoding="utf-8")).get("images", {}).values())
+            except (OSError, ValueError, AttributeError):
+                return 0  # unsure what is used: keep everything
+        removed = 0
+        if self.blobs_dir.is_dir():
+            for blob in self.blobs_dir.glob("*.png"):
+                if blob.stem not in used:
+                    try:
+                        blob.unlink()
+                        removed += 1
+                    except OSError:
+                        pass
+        return removed
