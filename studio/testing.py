@@ -281,7 +281,8 @@ class StudioDriver:
         mime.setUrls([QUrl.fromLocalFile(str(Path(p).resolve())) for p in paths])
         target = self.canvas.viewport()
         pos = QPointF(target.rect().center())
-        enter = QDragEnterEvent(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+        # Qt 6 takes a QPoint for drag-enter events and a QPointF for drops.
+        enter = QDragEnterEvent(pos.toPoint(), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
                                 Qt.KeyboardModifier.NoModifier)
         QApplication.sendEvent(target, enter)
         if not enter.isAccepted():
@@ -356,6 +357,32 @@ class StudioDriver:
         if self.last_error() is not None or st.feature_maps is before:
             return None
         return st.feature_maps
+
+    # -- label ----------------------------------------------------------------------------
+    def label(self, labels, timeout: float = FEATURES_TIMEOUT) -> list[tuple[str, float]]:
+        """Type `labels` (a list, or one label per line) into `label.labels`, click `label.run` and
+        wait: the ranked (label, score) list the chart `label.results` shows, or [] if the run
+        failed (last_error() says why). Switches to the label workspace first if needed."""
+        from PySide6.QtCore import Qt
+
+        self._begin()
+        if self.session.app.workspace != "label":
+            self._switch("label", "button", DEFAULT_TIMEOUT)
+        lines = labels.splitlines() if isinstance(labels, str) else [str(x) for x in labels]
+        box = self.widget("label.labels")
+        box.clear()
+        box.setFocus()
+        for i, line in enumerate(lines):
+            if i:
+                self.qtbot.keyClick(box, Qt.Key.Key_Return)
+            self.qtbot.keyClicks(box, line)
+        button = self.widget("label.run")
+        self._wait(button.isEnabled, timeout, "label.run becoming enabled")
+        self.qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+        self.wait_idle(timeout)
+        if self.last_error() is not None:
+            return []
+        return list(self.session.label.ranked)
 
     def cancel_jobs(self, timeout: float = DEFAULT_TIMEOUT) -> None:
         """Click the status bar's cancel button (`jobs.cancel`) if a job runs, then wait_idle()."""

@@ -159,7 +159,8 @@ def test_hover_reports_pixel_and_rgb_and_leaving_the_image(canvas, qtbot):
 
 
 def _drag(vp, mime, kind):
-    pos = QPointF(vp.rect().center())
+    # Qt 6 takes a QPoint for drag-enter events and a QPointF for drops.
+    pos = QPointF(vp.rect().center()) if kind is QDropEvent else vp.rect().center()
     return kind(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
                 Qt.KeyboardModifier.NoModifier)
 
