@@ -59,6 +59,9 @@ def build_session(home: Path | None = None, post: Callable | None = None):
     model = settings.get("inspect.model")
     if model in catalog:
         ins.model_id = model
+    from studio.media.journal import restore_paint
+
+    restore_paint(session)  # paint settings, canvas, mask and unfinished jobs from the journal
     return session
 
 

@@ -384,6 +384,33 @@ class StudioDriver:
             return []
         return list(self.session.label.ranked)
 
+    # -- chat -----------------------------------------------------------------------------
+    def ask(self, question: str, timeout: float = FEATURES_TIMEOUT) -> str | None:
+        """Ask the chat workspace `question` as a user does: switch to chat if needed, type it
+        into `chat.input`, click `chat.send`, wait_idle(). Returns the last assistant message's
+        text, or None if the studio showed an error (last_error() says which)."""
+        from PySide6.QtCore import Qt
+
+        self._begin()
+        if self.session.app.workspace != "chat":
+            self._switch("chat", "button", DEFAULT_TIMEOUT)
+        self.wait_idle(timeout)  # a conversation still opening refuses questions
+        box = self.widget("chat.input")
+        box.setFocus()
+        box.clear()
+        if "\n" in question:
+            box.insertPlainText(question)  # typed, a line break would send the first line
+        else:
+            self.qtbot.keyClicks(box, question)
+        button = self.widget("chat.send")
+        self._wait(button.isEnabled, timeout, "chat.send becoming enabled")
+        self.qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+        self.wait_idle(timeout)
+        messages = self.session.chat.messages
+        if self.last_error() is not None or not messages or messages[-1].role != "assistant":
+            return None
+        return messages[-1].text
+
     def cancel_jobs(self, timeout: float = DEFAULT_TIMEOUT) -> None:
         """Click the status bar's cancel button (`jobs.cancel`) if a job runs, then wait_idle()."""
         from PySide6.QtCore import Qt

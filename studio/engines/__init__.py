@@ -29,3 +29,6 @@ def register_engines(registry) -> None:
 
     vlm.register(registry)  # the chat workspace's VLM answers (GPU lane)
     chats.register(registry)  # the chat store's image writes and conversation reads (CPU lane)
+    from studio.engines import diffusion
+
+    diffusion.register(registry)  # the paint workspace: generation, preprocessors, gallery thumbnails

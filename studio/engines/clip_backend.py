@@ -13,6 +13,7 @@ torch and the model libraries are imported inside functions only.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -44,14 +45,11 @@ class Preprocess:
 class ClipAdapter:
     """A CLIP-like model behind one interface. Call on the GPU lane only; outputs are unit-length float32."""
 
-    def __init__(self, model, backend: str, tokenize: Callable[[list[str]], dict], preprocess: Preprocess,
-                 device: str, name: str = "") -> None:
+    def __init__(self, model, backend: str, tokenize: Callable[[list[str]], dict], preprocess: Preprocess) -> None:
         self.model = model
         self.backend = backend
         self._tokenize = tokenize
         self.preprocess = preprocess
-        self.device = device
-        self.name = name
         p = next(model.parameters())
         self.dtype = p.dtype
         self.param_device = p.device
@@ -129,8 +127,6 @@ class ClipAdapter:
         the tokens of a CLIP trained on its pooled output mix the whole image in that last attention,
         so their raw map barely follows the objects. Both then go through post-layernorm and projection.
         """
-        import contextlib
-
         import torch
         import torch.nn.functional as F
 
@@ -208,30 +204,25 @@ def _last_block(model, backend: str):
     return None, None
 
 
+@contextlib.contextmanager
 def _self_only_last_block(model, backend: str):
-    """Context manager: while active, the last block's output is its per-patch value path."""
-    import contextlib
+    """While active, the last block's output is its per-patch value path (a forward hook)."""
+    blk, value = _last_block(model, backend)
+    if blk is None:
+        log.warning("no value path for this vision tower; using its patch tokens as they are")
+        yield
+        return
 
-    @contextlib.contextmanager
-    def patched():
-        blk, value = _last_block(model, backend)
-        if blk is None:
-            log.warning("no value path for this vision tower; using its patch tokens as they are")
-            yield
-            return
+    def hook(module, args, kwargs, output):
+        x = args[0] if args else kwargs.get("hidden_states", kwargs.get("q_x", kwargs.get("x")))
+        out = value(module, x)
+        return (out, *output[1:]) if isinstance(output, tuple) else out
 
-        def hook(module, args, kwargs, output):
-            x = args[0] if args else kwargs.get("hidden_states", kwargs.get("q_x", kwargs.get("x")))
-            out = value(module, x)
-            return (out, *output[1:]) if isinstance(output, tuple) else out
-
-        handle = blk.register_forward_hook(hook, with_kwargs=True)
-        try:
-            yield
-        finally:
-            handle.remove()
-
-    return patched()
+    handle = blk.register_forward_hook(hook, with_kwargs=True)
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 def _hf_tokens(model, x):
@@ -378,7 +369,7 @@ def adapt(entry) -> ClipAdapter:
             _SIDE[key] = side
             while len(_SIDE) > 8:
                 _SIDE.popitem(last=False)
-    return ClipAdapter(model, backend, side[0], side[1], entry.device, card.name)
+    return ClipAdapter(model, backend, side[0], side[1])
 
 
 def _hf_tokenizer(model, card, parts):

@@ -171,25 +171,20 @@ def run_arithmetic(request: ArithmeticRequest, ctx: TaskContext, models) -> Arit
     k = max(1, min(int(request.top_k), len(words)))
     order = np.argsort(-sims)[:k]
     top = tuple((words[i], float(sims[i])) for i in order)
-    index = {w: i for i, w in enumerate(words)}
-    probes = []
-    extra = [p for p in request.probes if p not in index]
-    if extra:
-        pe = clip.text_embeddings(adapter, request.model_id, tuple(extra), (request.template,)).cpu().numpy()
+    probes: tuple[tuple[str, float], ...] = ()
+    if request.probes:  # any words, in the vocabulary or not, encoded and centred like it
+        pe = clip.text_embeddings(adapter, request.model_id, tuple(request.probes), (request.template,))
+        pe = pe.cpu().numpy()
         if text_mean is not None:
             pe = _unit(pe - text_mean)
-        extra_sims = dict(zip(extra, (pe @ q).tolist()))
-    else:
-        extra_sims = {}
-    for p in request.probes:
-        probes.append((p, float(sims[index[p]]) if p in index else float(extra_sims[p])))
+        probes = tuple((w, float(v)) for w, v in zip(request.probes, pe @ q))
     img_sims = all_img @ q
     neighbours = tuple(sorted(((all_names[i], float(img_sims[i])) for i in range(len(all_names))),
                               key=lambda t: -t[1]))
     ctx.progress(1.0, "Done")
     return ArithmeticResult(
         model_id=request.model_id, expression=" - ".join(names[:2]) + (f" + {names[2]}" if len(names) > 2 else ""),
-        words=top, probes=tuple(probes), neighbours=neighbours,
+        words=top, probes=probes, neighbours=neighbours,
         embeddings=tuple(zip(names, [np.ascontiguousarray(v) for v in img])), centred=request.centre,
         vocabulary_size=len(words), seconds=time.perf_counter() - t0)
 

@@ -30,7 +30,8 @@ _ATTR = re.compile(r"(\w+)\s*=\s*\"([^\"]*)\"")
 _PLAIN_BOX = re.compile(rf"[\[(]\s*({NUM})\s*,\s*({NUM})\s*,\s*({NUM})\s*,\s*({NUM})\s*[\])]")
 _WORD = re.compile(r"[A-Za-z][\w'-]*")
 _STOP_WORDS = {"at", "in", "is", "are", "the", "a", "an", "box", "bbox", "bounding", "coordinates",
-               "located", "position", "of", "with", "its", "it", "found"}
+               "located", "position", "of", "with", "its", "it", "found", "and", "or", "but", "while",
+               "plus", "also", "then", "there", "here", "see"}
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,7 @@ def _from_point_tag(m: re.Match) -> list[Grounded]:
 def _label_before(text: str, start: int, taken: list[tuple[int, int]]) -> str:
     """The last few words before position `start` on the same line or clause (the thing the box is of)."""
     left = max([e for s, e in taken if e <= start] + [0])
-    clause = re.split(r"[\n.;:!?]|\]|\)", text[left:start])[-1]
+    clause = re.split(r"[\n.;!?]|\]|\)", text[left:start])[-1]
     words = [w for w in _WORD.findall(clause)]
     while words and words[-1].lower() in _STOP_WORDS:
         words.pop()

@@ -160,3 +160,58 @@ class Journal:
                     except OSError:
                         pass
         return removed
+
+
+# -- start-up: the paint workspace as it was ---------------------------------------------------------
+STARTER_SOURCE = "bundled:starter/sd"
+
+
+def default_model(catalog, preferred: str = "") -> str:
+    """The paint model: the user's choice, else the bundled starter pipeline, else the first
+    image-generation card ("" when the catalog has none)."""
+    if preferred and preferred in catalog:
+        return preferred
+    cards = catalog.cards("diffusion") + catalog.cards("inpaint")
+    for card in cards:
+        if card.source == STARTER_SOURCE or card.id == "starter-sd":
+            return card.id
+    return cards[0].id if cards else ""
+
+
+def restore_paint(session) -> None:
+    """Fill the paint state from settings and the journal: parameters, canvas, mask, depth map,
+    control images, and (in `session.paint.restored`) the jobs that had not finished."""
+    from studio.core.image import StudioImage
+    from studio.core.paint_requests import SCHEDULERS
+
+    st, settings = session.paint, session.settings
+    if settings.get("paint.scheduler") in SCHEDULERS:
+        st.scheduler = settings.get("paint.scheduler")
+    st.steps, st.cfg_scale = settings.get("paint.steps"), float(settings.get("paint.cfg_scale"))
+    st.width, st.height = settings.get("paint.width"), settings.get("paint.height")
+    st.preview_every = max(0, int(settings.get("paint.preview_every")))
+    st.model_id = default_model(session.catalog, settings.get("paint.model"))
+    journal = Journal(session.paths.journal)
+    st.journal = journal
+    try:
+        record, images = journal.load_workspace()
+        if record:
+            st.apply_settings(record)
+            if st.model_id not in session.catalog:
+                st.model_id = default_model(session.catalog)
+            canvas = images.get("canvas")
+            if canvas is not None and canvas.ndim == 3 and session.app.image is None:
+                session.app.image = StudioImage(canvas, "paint journal")
+            if images.get("mask") is not None:
+                st.mask = images["mask"] if images["mask"].ndim == 2 else images["mask"][..., 0]
+            if images.get("depth") is not None:
+                st.depth = images["depth"] if images["depth"].ndim == 2 else images["depth"][..., 0]
+            for i in range(len(st.units)):
+                arr = images.get(f"unit{i + 1}")
+                if arr is not None and arr.ndim == 3:
+                    st.set_unit(i, file_image=StudioImage(arr, st.units[i].file_name))
+        st.restored = journal.pending()
+        journal.collect_garbage()
+    except Exception:  # the journal must never stop the studio from starting
+        log.exception("could not restore the paint journal")
+        st.restored = []

@@ -45,6 +45,16 @@ class Lane:
             except ValueError:
                 return False
 
+    def move(self, item, index: int) -> bool:
+        """Move a queued item to position `index` of the queue (0 = next to run; clamped)."""
+        with self._cond:
+            try:
+                self._queue.remove(item)
+            except ValueError:
+                return False
+            self._queue.insert(max(0, min(int(index), len(self._queue))), item)
+            return True
+
     def pending(self) -> list:
         with self._cond:
             return list(self._queue)

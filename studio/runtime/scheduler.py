@@ -148,6 +148,24 @@ class Runtime:
                 self._finish(job, JobState.CANCELLED)
                 break
 
+    def reorder(self, job: Job, index: int) -> bool:
+        """Move a queued job to position `index` among the queued jobs of its lane (0 = runs next).
+        False when the job is no longer queued (it started or finished meanwhile)."""
+        if job.state is not JobState.QUEUED:
+            return False
+        lane = self.lanes[job.lane]
+        for work in lane.pending():
+            if work.job is job:
+                if lane.move(work, index):
+                    self._notify(job)
+                    return True
+                return False
+        return False
+
+    def queued(self, lane: str = GPU) -> list[Job]:
+        """The jobs waiting on `lane`, in the order they will run."""
+        return [w.job for w in self.lanes[lane].pending() if not w.job.state.finished]
+
     def cancel_all(self) -> None:
         for job in list(self.jobs.values()):
             self.cancel(job)

@@ -92,6 +92,9 @@ class PaintState(Observable):
         self.last_result: StudioImage | None = None
         self.offer: dict[str, Any] | None = None  # settings found in a dropped image
         self.retry: PaintRequest | None = None  # a request that ran out of memory
+        self.preview_every = 1
+        self.journal = None  # studio.media.journal.Journal, set by the composition root
+        self.restored: list = []  # journal jobs that had not finished when the studio stopped
 
     # -- units -----------------------------------------------------------------------------
     def set_unit(self, index: int, **changes: Any) -> None:
@@ -119,7 +122,8 @@ class PaintState(Observable):
             raise BadInputError(f"Unknown mode {self.mode!r}.")
         size = (int(self.width), int(self.height))
         if self.mode == "outpaint" and image is not None:
-            size = (snap(image.width), snap(image.height))
+            left, top, right, bottom = self.outpaint
+            size = (snap(image.width + left + right), snap(image.height + top + bottom))
         controls = []
         for i, u in enumerate(self.units, start=1):
             if u.enabled:
@@ -133,7 +137,8 @@ class PaintState(Observable):
             strength=float(self.strength), init_image=image if self.mode != "txt2img" else None, mask=mask,
             mask_blur=int(self.mask_blur), only_masked=bool(self.only_masked),
             masked_padding=int(self.masked_padding), outpaint=tuple(int(v) for v in self.outpaint),
-            controls=tuple(controls), loras=tuple(self.loras), low_memory=low_memory, output_dir=output_dir,
+            controls=tuple(controls), loras=tuple(self.loras), low_memory=low_memory,
+            preview_every=int(self.preview_every), output_dir=output_dir,
             gallery=gallery, uid=uid)
 
     def _control(self, i: int, u: UnitSettings, image: StudioImage | None, size) -> ControlUnit:

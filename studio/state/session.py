@@ -15,6 +15,7 @@ from studio.state.chat_state import ChatState
 from studio.state.inspect_state import InspectState
 from studio.state.label_state import LabelState
 from studio.state.models_state import ModelsState
+from studio.state.paint_state import PaintState
 
 
 @dataclass
@@ -28,3 +29,4 @@ class Session:
     label: LabelState = field(default_factory=LabelState)
     models: ModelsState = field(default_factory=ModelsState)
     chat: ChatState = field(default_factory=ChatState)
+    paint: PaintState = field(default_factory=PaintState)

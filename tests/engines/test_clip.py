@@ -1,5 +1,5 @@
 """CLIP engines through the real model manager: zero-shot ranking, text cache, word-to-region maps,
-embedding arithmetic, folder batches and accuracy, on tiny random CLIPs of both libraries (the code
+embedding arithmetic, folder batches and accuracy, on tiny random CLIPs of both libraries and a SigLIP (the code
 path) and on the starter CLIP (the meaning), which is skipped only while assets/starter/clip is missing."""
 from __future__ import annotations
 

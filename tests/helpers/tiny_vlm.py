@@ -5,7 +5,9 @@ weights, tokenizer, processor with a chat template) that a `local:` catalog card
 model manager exactly like llava-1.5-7b-hf or SmolVLM-256M-Instruct: AutoProcessor +
 AutoModelForImageTextToText. The tokenizer is a small byte-level BPE trained offline on a few
 sentences, so nothing comes from the Hub. Random weights: the answers are gibberish, but every
-code path (chat template, image tokens, generate, streaming, stop) is the real one.
+code path (chat template, image tokens, generate, streaming, stop) is the real one. Their
+generation_config suppresses the end-of-sequence token, so an answer always runs to max tokens:
+tests and benchmarks get a known length (a random model may otherwise end after one token).
 """
 from __future__ import annotations
 
@@ -83,7 +85,7 @@ def save_tiny_llava_chat(folder: str | os.PathLike) -> Path:
         text_config=_text_config(len(tok), **ids), image_token_index=image_id,
         projector_hidden_act="gelu", vision_feature_layer=-2, vision_feature_select_strategy="default")
     model = LlavaForConditionalGeneration(config)
-    model.generation_config.update(**ids)
+    model.generation_config.update(**ids, suppress_tokens=[ids["eos_token_id"]])
     model.save_pretrained(str(folder), safe_serialization=True)
     images = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
     LlavaProcessor(image_processor=images, tokenizer=tok, patch_size=8, vision_feature_select_strategy="default",
@@ -109,7 +111,7 @@ def save_tiny_idefics3(folder: str | os.PathLike) -> Path:
         text_config=_text_config(len(tok), **ids), scale_factor=2,
         image_token_id=tok.convert_tokens_to_ids("<image>"), pad_token_id=ids["pad_token_id"])
     model = Idefics3ForConditionalGeneration(config)
-    model.generation_config.update(**ids)
+    model.generation_config.update(**ids, suppress_tokens=[ids["eos_token_id"]])
     model.save_pretrained(str(folder), safe_serialization=True)
     images = Idefics3ImageProcessor(do_image_splitting=True, size={"longest_edge": 64},
                                     max_image_size={"longest_edge": 32})
@@ -131,3 +133,20 @@ def tiny_vlm(root: str | os.PathLike, name: str) -> Path:
         BUILDERS[name](folder)
         (folder / ".done").touch()
     return folder
+
+
+_ROOTS: dict[str, Path] = {}
+
+
+def vlm_zoo(tmp_path_factory) -> Path:
+    """One folder of tiny VLMs per test session, shared by every test file (pass to tiny_vlm)."""
+    key = str(tmp_path_factory.getbasetemp())
+    if key not in _ROOTS:
+        _ROOTS[key] = tmp_path_factory.mktemp("tiny-vlm")
+    return _ROOTS[key]
+
+
+def card_toml(model_id: str, folder: str | os.PathLike, name: str = "") -> str:
+    """A [[model]] table for STUDIO_HOME/models.toml that points a vlm card at `folder`."""
+    return (f'[[model]]\nid = "{model_id}"\nname = "{name or model_id}"\ntask = "vlm"\n'
+            f'library = "transformers"\nsource = "local:{Path(folder).as_posix()}"\n')

@@ -61,16 +61,9 @@ def type_labels(studio, labels) -> None:
         studio.qtbot.keyClicks(box, line)
 
 
-def run_labels(studio, labels):
-    type_labels(studio, labels)
-    studio.click("label.run")
-    studio.wait_idle(30)
-    return list(studio.session.label.ranked)
-
-
 def test_typing_labels_ranks_them_and_scoring_reranks_without_a_model_call(label_ws, qtbot):
     st = label_ws.session.label
-    ranked = run_labels(label_ws, LABELS3)
+    ranked = label_ws.label(LABELS3)  # the driver types, clicks label.run and reads the chart
     assert label_ws.last_error() is None
     assert sorted(lab for lab, _ in ranked) == sorted(LABELS3)
     assert sum(v for _, v in ranked) == pytest.approx(1.0, abs=1e-4)  # softmax
@@ -195,6 +188,11 @@ def test_word_to_region_overlay_mask_and_send_to_paint(label_ws):
     assert s.app.mask.shape == (64, 64) and s.app.mask.dtype == np.uint8 and s.app.mask.any()
 
 
+def test_label_without_an_image_says_so(studio):
+    assert studio.label(["cat", "dog"]) == []
+    assert "Open an image first" in studio.last_error()
+
+
 def test_region_needs_an_image(studio):
     studio.switch_to("label")
     studio.widget("label.tabs").setCurrentIndex(3)
@@ -219,5 +217,5 @@ def test_starter_clip_ranks_a_red_circle_first(studio_factory, tmp_path):
     path = tmp_path / "red.png"
     Image.fromarray(red_circle_scene().image).save(path)
     studio.open_image(path)
-    ranked = run_labels(studio, LABELS)
+    ranked = studio.label(LABELS)
     assert studio.last_error() is None and ranked[0][0] == "red circle"

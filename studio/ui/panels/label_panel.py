@@ -238,6 +238,9 @@ class LabelPanel(QWidget):
 
     def _on_result(self, result) -> None:
         st = self.session.label
+        if result.model_id != st.model_id:  # the user chose another model meanwhile
+            st.update(busy=False, status="")
+            return
         st.set_result(result)
         note = "cached text" if result.text_cached else f"{len(result.labels) * len(result.templates)} prompts"
         st.update(busy=False, status=f"{len(result.labels)} labels, {note}, {result.seconds * 1000:.0f} ms")
@@ -298,9 +301,9 @@ class LabelPanel(QWidget):
 
     def _on_state(self, name: str, value) -> None:
         st = self.session.label
-        if name in ("ranked", "verdict"):
+        if name in ("ranked", "verdict", "temperature", "threshold", "scoring"):
             self.bars.set_rows(st.ranked, st.scoring_mode(), st.threshold, st.none_of_these())
-        elif name in ("temperature", "threshold", "scoring"):
+        if name in ("temperature", "threshold", "scoring"):
             self._show_values()
         elif name == "labels_text":
             if self.labels_edit.toPlainText() != value:

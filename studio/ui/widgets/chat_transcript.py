@@ -70,9 +70,11 @@ class ChatTranscript(QTextBrowser):
             cursor.insertHtml(f"<p style='color:#8a8a92'>{html.escape(placeholder)}</p>")
         last_user = next((m.id for m in reversed(messages) if m.role == "user"), "")
         last_reply = next((m.id for m in reversed(messages) if m.role == "assistant"), "")
+        gap = QTextBlockFormat()
+        gap.setTopMargin(12)
         for i, m in enumerate(messages):
             if i:
-                cursor.insertBlock(QTextBlockFormat(), QTextCharFormat())
+                cursor.insertBlock(gap, QTextCharFormat())
             self._header(cursor, m, m.id == last_user, m.id == last_reply)
             thumb = self._thumb(m.attachment)
             if thumb is not None:
@@ -117,9 +119,6 @@ class ChatTranscript(QTextBrowser):
         cursor.insertHtml(f"<b style='color:{ROLE_COLOURS[m.role]}'>{who}</b>{extra}"
                           f"&nbsp;&nbsp;<small>{' · '.join(links)}</small>")
         cursor.setCharFormat(QTextCharFormat())
-
-    def plain_text_of_last(self) -> str:
-        return self.toPlainText()
 
 
 def _muted(italic: bool = False) -> QTextCharFormat:

@@ -47,8 +47,9 @@ class HeatmapLabel(QLabel):
         self._placeholder = ""
 
     def sizeHint(self) -> QSize:
-        # Constant: a hint that followed the pixmap would let the dock only ever grow.
-        return QSize(self.minimumWidth() * 2, self.minimumHeight() * 2)
+        # The minimum (the layout stretches it): a hint that followed the pixmap would let the dock
+        # only ever grow, and a large one makes a scrolled tab scroll although it could fit.
+        return self.minimumSize()
 
     def minimumSizeHint(self) -> QSize:
         return self.minimumSize()
@@ -127,7 +128,7 @@ class ChannelGrid(QLabel):
         self._mosaic: Optional[np.ndarray] = None
 
     def sizeHint(self) -> QSize:
-        return QSize(300, 300)
+        return self.minimumSize()
 
     def minimumSizeHint(self) -> QSize:
         return self.minimumSize()
@@ -210,7 +211,7 @@ class _Plot(QWidget):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
 
     def sizeHint(self) -> QSize:
-        return QSize(280, 140)
+        return QSize(280, self.minimumHeight())
 
     def _area(self) -> QRectF:
         l, t, r, b = self.MARGIN
