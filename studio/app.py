@@ -37,21 +37,28 @@ def build_session(home: Path | None = None, post: Callable | None = None):
     from studio.core.paths import StudioPaths, assets_dir
     from studio.core.settings import Settings
     from studio.engines import register_engines
-    from studio.engines.manager import ModelManager
-    from studio.runtime import EngineRegistry, Runtime
+    from studio.engines.manager import ModelManager, oom_safe
+    from studio.engines.preprocessors import register_preprocessor
+    from studio.plugins.discovery import load_plugins
+    from studio.runtime import Runtime
     from studio.state.session import Session
 
     paths = StudioPaths(home) if home else StudioPaths.from_env()
     paths.ensure()
     settings = Settings.load(paths.settings_file)
-    catalog = load_catalog([assets_dir() / "models.toml", paths.home / "models.toml"])
+    # Plugins: manifests only (their code is imported when first used); a bad one is switched off.
+    plugins = load_plugins(paths.home, settings.get("plugins.disabled"), post)
+    catalog = load_catalog([assets_dir() / "models.toml", paths.home / "models.toml"],
+                           extra_cards=plugins.model_cards())
     manager = ModelManager(catalog, policy=ModelPolicy.from_settings(settings), assets=assets_dir())
-    registry = EngineRegistry()
+    registry = plugins.engine_registry(gpu_wrap=oom_safe)  # an EngineRegistry that also knows plugin engines
     register_engines(registry)
+    plugins.install_preprocessors(register_preprocessor)
     if post is None:
         raise ValueError("build_session needs a main-thread `post` (the Qt bridge)")
     runtime = Runtime(registry, manager, post)
-    session = Session(paths=paths, settings=settings, catalog=catalog, runtime=runtime)
+    session = Session(paths=paths, settings=settings, catalog=catalog, runtime=runtime, plugins=plugins)
+    plugins.subscribe(lambda rec: session.app.report_error(rec.error, rec.detail))
     ins = session.inspect
     ins.patch_size = settings.get("inspect.patch_size")
     ins.show_patches = settings.get("inspect.show_patches")
@@ -76,6 +83,9 @@ class Studio:
         self.session = build_session(home, self.bridge.post)
         self.window = MainWindow(self.session)
         self._closed = False
+        problems = self.session.plugins.startup_report()
+        if problems:  # after the window exists, so the banner shows it
+            self.session.app.report_error(*problems)
 
     def shutdown(self, timeout: float = 10.0) -> bool:
         if self._closed:
@@ -86,6 +96,7 @@ class Studio:
         else:
             self.window.save_layout()
         ok = self.session.runtime.shutdown(timeout)
+        self.session.plugins.close()
         self.bridge.close()
         return ok
 

@@ -27,6 +27,7 @@ import pytest
 WORKSPACES = ("inspect", "label", "chat", "paint", "tape")
 DEFAULT_TIMEOUT = 10.0
 FEATURES_TIMEOUT = 60.0  # the first run imports torch and builds the model on the GPU lane
+GENERATE_TIMEOUT = 120.0  # paint: loading the pipeline plus every step of the batch
 
 
 # -- leak checks (also used by the suite's autouse guard in tests/conftest.py) ------------------
@@ -436,6 +437,62 @@ class StudioDriver:
         finally:
             release.set()
             self._wait(lambda: job.state.finished, timeout, "the GPU lane hold ending")
+
+    # -- paint ----------------------------------------------------------------------------
+    PAINT_PARAMS = {"mode": "paint.mode", "model": "paint.model", "negative_prompt": "paint.negative",
+                    "scheduler": "paint.scheduler", "steps": "paint.steps", "cfg_scale": "paint.cfg",
+                    "width": "paint.width", "height": "paint.height", "seed": "paint.seed",
+                    "batch_count": "paint.batch", "strength": "paint.strength", "mask_blur": "paint.mask_blur",
+                    "only_masked": "paint.only_masked", "masked_padding": "paint.masked_padding"}
+
+    def generate(self, prompt: str, timeout: float = GENERATE_TIMEOUT, **params):
+        """Paint: switch to the paint workspace, type `prompt` into `paint.prompt`, set each parameter
+        through its widget (PAINT_PARAMS names them; `outpaint=(left, top, right, bottom)` sets
+        `paint.outpaint_*`), click `paint.generate` and wait until the studio is idle. Returns the
+        result as a PIL image, or None if it failed (last_error() says why) or was cancelled."""
+        from PySide6.QtWidgets import QAbstractSpinBox, QCheckBox, QComboBox, QPlainTextEdit
+
+        unknown = set(params) - set(self.PAINT_PARAMS) - {"outpaint"}
+        if unknown:
+            raise ValueError(f"unknown paint parameters {sorted(unknown)}; known: {sorted(self.PAINT_PARAMS)}, outpaint")
+        if self.session.app.workspace != "paint":
+            self._switch("paint", "button", DEFAULT_TIMEOUT)
+        self._begin()
+        st = self.session.paint
+        before = st.last_result
+        box = self.widget("paint.prompt")
+        box.setFocus()
+        box.clear()
+        if "\n" in prompt:
+            box.setPlainText(prompt)  # keyClicks cannot type a line break into a QPlainTextEdit
+        else:
+            self.qtbot.keyClicks(box, prompt)
+        # Mode and model first: they decide which widgets show and the image size.
+        for name in sorted(params, key=lambda k: (k not in ("mode", "model"), k)):
+            value = params[name]
+            if name == "outpaint":
+                for side, v in zip(("left", "top", "right", "bottom"), value):
+                    self.widget(f"paint.outpaint_{side}").setValue(int(v))
+                continue
+            w = self.widget(self.PAINT_PARAMS[name])
+            if isinstance(w, QComboBox):
+                index = w.findData(value)
+                index = index if index >= 0 else w.findText(str(value))
+                if index < 0:
+                    raise ValueError(f"{name}={value!r} is not offered by {w.objectName()}: "
+                                     f"{[w.itemText(i) for i in range(w.count())]}")
+                w.setCurrentIndex(index)
+            elif isinstance(w, QAbstractSpinBox):
+                w.setValue(value)
+            elif isinstance(w, QCheckBox):
+                w.setChecked(bool(value))
+            elif isinstance(w, QPlainTextEdit):
+                w.setPlainText(str(value))
+        self.click("paint.generate")
+        self.wait_idle(timeout)
+        if self.last_error() is not None or st.last_result is before or st.last_result is None:
+            return None
+        return st.last_result.to_pil()
 
     # -- output ---------------------------------------------------------------------------
     def screenshot(self, path: str | os.PathLike) -> Path:

@@ -226,6 +226,9 @@ def validate(req: PaintRequest) -> None:
         raise BadInputError(f"{MODE_LABELS[req.mode]} needs an image: open one or generate one first.")
     if req.mode in ("img2img", "inpaint") and not 0.0 < req.strength <= 1.0:
         raise BadInputError(f"Denoising strength must be above 0 and at most 1 (got {req.strength}).")
+    if req.mode in ("img2img", "inpaint") and int(req.steps * req.strength) < 1:
+        raise BadInputError(f"{req.steps} step(s) at denoising strength {req.strength:g} leave no step to run: "
+                            "raise the steps or the strength.")
     if req.mode == "inpaint":
         if req.mask is None or not np.any(req.mask):
             raise BadInputError("Paint a mask over the part to repaint first (Mask tab), or send one "

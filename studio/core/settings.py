@@ -52,6 +52,7 @@ SCHEMA: tuple[Option, ...] = (
     Option("paint.width", 512, "Width of a new text-to-image generation, in pixels."),
     Option("paint.height", 512, "Height of a new text-to-image generation, in pixels."),
     Option("paint.preview_every", 1, "Show a live preview every N denoising steps (0: no preview)."),
+    Option("plugins.disabled", [], "Ids of plugins not to load (Plugins > Manage Plugins…; applies at the next start)."),
 )
 
 _BY_KEY = {o.key: o for o in SCHEMA}

@@ -32,3 +32,6 @@ def register_engines(registry) -> None:
     from studio.engines import diffusion
 
     diffusion.register(registry)  # the paint workspace: generation, preprocessors, gallery thumbnails
+    from studio.engines import video
+
+    video.register(registry)  # the frame tape: clips, range re-render, flow, consistency, import/export

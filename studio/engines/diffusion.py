@@ -203,7 +203,7 @@ def call_kwargs(req: PaintRequest, init, mask, controls: list, family: str) -> d
 
     w, h = output_size(req)
     kw: dict[str, Any] = {"prompt": req.prompt, "negative_prompt": req.negative_prompt or None,
-                          "num_inference_steps": req.steps, "guidance_scale": req.cfg_scale, "output_type": "np"}
+                          "num_inference_steps": req.steps, "guidance_scale": req.cfg_scale, "output_type": "pil"}
     mode = "inpaint" if req.mode == "outpaint" else req.mode
     if mode in ("txt2img", "inpaint"):
         kw.update(height=h, width=w)
@@ -310,7 +310,7 @@ def run(req: PaintRequest, ctx, models) -> PaintResult:
                         raise PaintMemoryError(exc.user_message + " Or press “Retry with less memory”.",
                                                exc.detail) from None
                     raise
-                pixels = np.clip(np.asarray(out) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+                pixels = np.asarray(out.convert("RGB"), dtype=np.uint8).copy()
                 if mask is not None:
                     pixels = composite(init, pixels, mask, req.mask_blur)
                 images.append(writer.write(pixels, seed, index))
@@ -327,9 +327,12 @@ def run(req: PaintRequest, ctx, models) -> PaintResult:
 def register(registry) -> None:
     from studio.core.paint_requests import PaintRequest, PreprocessRequest
     from studio.engines import preprocessors
-    from studio.media.gallery import ThumbnailRequest, run_thumbnails
+    from studio.media.gallery import ReindexRequest, ThumbnailRequest, run_reindex, run_thumbnails
+    from studio.media.journal import SaveWorkspaceRequest, run_save_workspace
     from studio.runtime.scheduler import CPU, GPU
 
     registry.register(PaintRequest, run, GPU)
     registry.register(PreprocessRequest, preprocessors.run, GPU)
     registry.register(ThumbnailRequest, run_thumbnails, CPU)
+    registry.register(ReindexRequest, run_reindex, CPU)
+    registry.register(SaveWorkspaceRequest, run_save_workspace, CPU)

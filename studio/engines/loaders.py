@@ -283,6 +283,8 @@ def load_diffusers(spec: LoadSpec) -> Loaded:
         if "safety_checker" in card.options.get("skip", []):
             kwargs["requires_safety_checker"] = False
         kwargs.update(spec.shared)
+        if card.options.get("text_encoder") and "text_encoder" not in kwargs:
+            kwargs["text_encoder"] = _shared_text_encoder(card, path, spec.dtype)
         pipe = cls.from_pretrained(str(path), **kwargs)
     spec.progress(0.85, "Moving to the device…")
     if hasattr(pipe, "set_progress_bar_config"):
@@ -294,6 +296,25 @@ def load_diffusers(spec: LoadSpec) -> Loaded:
     if hasattr(pipe, "eval"):
         pipe.eval()
     return Loaded(pipe)
+
+
+def _shared_text_encoder(card: ModelCard, path: Path, dtype):
+    """A pipeline folder whose model_index.json names a text_encoder it does not ship (the starter
+    pipelines share the starter CLIP's text tower): options.text_encoder is a folder under the same
+    assets root ("starter/clip") or an absolute path, loaded as a transformers CLIPTextModel."""
+    import transformers
+
+    ref = str(card.options["text_encoder"])
+    if os.path.isabs(ref):
+        folder = Path(ref)
+    elif card.source_kind == "bundled":
+        folder = path.parents[len(Path(card.source_ref).parts) - 1] / ref
+    else:
+        folder = path.parent / ref
+    if not (folder / "config.json").exists():
+        raise ModelError(f"{card.name} needs its text encoder from {ref}, which is not installed.")
+    return transformers.CLIPTextModel.from_pretrained(str(folder), local_files_only=True,
+                                                      **dtype_kwargs("transformers", dtype)).eval()
 
 
 class Annotator:

@@ -13,7 +13,25 @@ import numpy as np
 
 from studio.core.errors import BadInputError, ModelError
 from studio.core.image import StudioImage
-from studio.core.paint_requests import PREPROCESSORS, PreprocessRequest, PreprocessResult
+from studio.core.paint_requests import PREPROCESSORS, Preprocessor, PreprocessRequest, PreprocessResult
+
+# Weightless preprocessors added by plugins: id -> fn(rgb HxWx3 uint8) -> HxWx3 uint8. Filled at
+# start through `register_preprocessor` (the plugin manager wraps each fn so a failure names the plugin).
+_EXTRA: dict = {}
+
+
+def register_preprocessor(pre_id: str, label: str, fn):
+    """List `fn` as preprocessor `pre_id` (paint's and tape's choices); returns a function undoing it."""
+    if pre_id in PREPROCESSORS and pre_id not in _EXTRA:
+        raise ValueError(f"the preprocessor id {pre_id!r} is taken by a built-in one")
+    PREPROCESSORS[pre_id] = Preprocessor(pre_id, label)
+    _EXTRA[pre_id] = fn
+
+    def undo() -> None:
+        if _EXTRA.get(pre_id) is fn:  # a later registration of the same id stays
+            del _EXTRA[pre_id]
+            PREPROCESSORS.pop(pre_id, None)
+    return undo
 
 
 def _gray(rgb: np.ndarray) -> np.ndarray:
@@ -61,6 +79,8 @@ def apply(pre_id: str, rgb: np.ndarray, ctx, models) -> np.ndarray:
     if pre_id not in PREPROCESSORS:
         raise BadInputError(f"Unknown preprocessor “{pre_id}”.")
     rgb = np.ascontiguousarray(rgb[..., :3])
+    if pre_id in _EXTRA:
+        return _EXTRA[pre_id](rgb)
     if pre_id == "none":
         return rgb
     if pre_id == "invert":

@@ -52,6 +52,7 @@ class ChatStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._ready = False
+        self.set_aside: Path | None = None  # where a damaged file went, for the user to hear about
 
     # -- connection ------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -66,6 +67,8 @@ class ChatStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._init()
+        except sqlite3.OperationalError:
+            raise  # cannot open or write (permissions, a folder in the way, disk full): not damage
         except sqlite3.DatabaseError as exc:
             aside = self.path.with_name(f"{self.path.stem}.corrupt-{int(time.time())}{self.path.suffix}")
             log.warning("chat store %s is unreadable (%s); moved aside to %s", self.path, exc, aside.name)
@@ -75,6 +78,7 @@ class ChatStore:
                 raise BadInputError(f"The chat history file {self.path} is damaged and cannot be moved "
                                     "aside; move or delete it and restart.", str(move_exc)) from exc
             self._init()
+            self.set_aside = aside
         self._ready = True
         return self
 

@@ -275,3 +275,14 @@ def run_thumbnails(request: ThumbnailRequest, ctx, models) -> ThumbnailResult:
             log.info("no thumbnail for %s: %s", path, exc)
             items.append((path, None))
     return ThumbnailResult(tuple(items))
+
+
+@dataclass(frozen=True)
+class ReindexRequest:
+    db_path: str
+    library: str
+
+
+def run_reindex(request: ReindexRequest, ctx, models) -> int:
+    """CPU lane: bring the index up to date with the library's files."""
+    return Gallery(request.db_path, request.library).reindex()

@@ -215,3 +215,16 @@ def restore_paint(session) -> None:
     except Exception:  # the journal must never stop the studio from starting
         log.exception("could not restore the paint journal")
         st.restored = []
+
+
+@dataclass(frozen=True, eq=False)
+class SaveWorkspaceRequest:
+    """CPU lane: write the paint workspace (encoding a large canvas must not stall the window)."""
+
+    folder: str
+    record: dict
+    images: dict
+
+
+def run_save_workspace(request: SaveWorkspaceRequest, ctx, models) -> None:
+    Journal(request.folder).save_workspace(request.record, request.images)

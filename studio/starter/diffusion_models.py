@@ -23,12 +23,12 @@ TEXT_WIDTH = 64  # starter CLIP text hidden size (models.CLIP_TEXT["hidden_size"
 
 VAE = dict(in_channels=3, out_channels=3, latent_channels=4, sample_size=SIZE,
            down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
-           block_out_channels=(32, 64, 64), layers_per_block=1, norm_num_groups=16,
+           block_out_channels=(16, 32, 64), layers_per_block=1, norm_num_groups=16,
            mid_block_add_attention=False)
 UNET = dict(sample_size=LATENT, in_channels=4, out_channels=4, layers_per_block=1,
             down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
             up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-            block_out_channels=(64, 128, 128), cross_attention_dim=TEXT_WIDTH,
+            block_out_channels=(32, 64, 64), cross_attention_dim=TEXT_WIDTH,
             attention_head_dim=8, norm_num_groups=16)
 CONTROL_EMBED = (16, 32, 64)  # two stride-2 convs: 64x64 condition -> 16x16 latent grid
 CONTROLS = ("depth", "pose", "edges")
@@ -122,9 +122,16 @@ def save_pipeline(folder: str | Path, vae, unet, tokenizer_dir: str | Path,
 def load_text_encoder(clip_folder: str | Path, dtype=torch.float32):
     """The starter CLIP's text tower as a standalone CLIPTextModel (SD's text_encoder class)."""
     from transformers import CLIPTextModel
+    from transformers.utils import logging
 
-    return CLIPTextModel.from_pretrained(str(Path(clip_folder).resolve()), dtype=dtype,
-                                         local_files_only=True).eval()
+    # The CLIP folder also holds the vision tower: its keys are expected leftovers, not news.
+    level = logging.get_verbosity()
+    logging.set_verbosity_error()
+    try:
+        return CLIPTextModel.from_pretrained(str(Path(clip_folder).resolve()), dtype=dtype,
+                                             local_files_only=True).eval()
+    finally:
+        logging.set_verbosity(level)
 
 
 def load_pipeline(folder: str | Path, clip_folder: str | Path, kind: str = "t2i",

@@ -14,6 +14,7 @@ from typing import Callable
 
 import numpy as np
 
+from .diffusion_eval import BARS as DIFFUSION_BARS, MAX_BARS  # noqa: F401 (torch-free)
 from .world import LABELS, SPLITS, make_scene
 
 BARS = {"cnn_top1": 0.95, "clip_zeroshot_top1": 0.90, "clip_multilabel_f1": 0.70,
@@ -169,8 +170,19 @@ def eval_clip(assets: Path, n_single: int, n_multi: int, n_val: int, n_retrieval
     return out
 
 
+# ---------------------------------------------------------------- latent diffusion
+
+def eval_diffusion(assets: Path, **sizes) -> dict:
+    from .diffusion_eval import eval_entry
+
+    return eval_entry(assets, **sizes)
+
+
+BARS.update(DIFFUSION_BARS)
+
 # Later starter models append (name, evaluator) here; evaluators take (assets, **sizes).
-EVALUATORS: list[tuple[str, Callable[..., dict]]] = [("cnn", eval_cnn), ("clip", eval_clip)]
+EVALUATORS: list[tuple[str, Callable[..., dict]]] = [("cnn", eval_cnn), ("clip", eval_clip),
+                                                     ("diffusion", eval_diffusion)]
 
 
 def evaluate(assets: str | Path, quick: bool = False, only: str | None = None) -> dict:
@@ -188,10 +200,13 @@ def evaluate(assets: str | Path, quick: bool = False, only: str | None = None) -
 def format_table(result: dict) -> str:
     rows = [("metric", "value", "bar", "status")]
     for key, value in result.items():
-        bar = BARS.get(key)
+        bar, top = BARS.get(key), MAX_BARS.get(key)
         shown = "missing" if value is None else f"{value:.4f}"
         status = "" if bar is None else ("MISSING" if value is None else "ok" if value >= bar else "BELOW")
-        rows.append((key, shown, "" if bar is None else f">= {bar:.2f}", status))
+        if top is not None:
+            status = "MISSING" if value is None else "ok" if value <= top else "ABOVE"
+        rows.append((key, shown, f">= {bar:.2f}" if bar is not None else f"<= {top:.4f}" if top else "",
+                     status))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

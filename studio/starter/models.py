@@ -67,7 +67,14 @@ def save_cnn(model, folder: str | Path) -> Path:
     cfg["pretrained_cfg"]["label_names"] = list(LABELS)
     cfg["pretrained_cfg"]["description"] = "Studio starter CNN: colour x shape on the Shapes world"
     cfg_path.write_text(json.dumps(cfg, indent=2) + "\n")
+    _readable(folder)
     return folder
+
+
+def _readable(folder: Path) -> None:
+    # safetensors writes 0600 files; shipped assets must be readable by every user.
+    for p in folder.iterdir():
+        p.chmod(0o644)
 
 
 def load_cnn(folder: str | Path):
@@ -118,6 +125,7 @@ def save_clip(model, folder: str | Path, tokenizer_dir: str | Path) -> Path:
     # tokenizer.json would add 3.6 MB that vocab.json + merges.txt already define.
     (folder / "tokenizer.json").unlink(missing_ok=True)
     write_tokenizer(folder)
+    _readable(folder)
     return folder
 
 

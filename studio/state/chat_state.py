@@ -98,8 +98,8 @@ class ChatController:
         except StudioError as exc:
             self._report(exc.user_message, exc.detail)
         except Exception as exc:  # sqlite3 and OS errors: disk full, read-only folder, locked file
-            log.exception("chat store: %s failed", what)
-            self._report(f"Could not {what}: {exc}", repr(exc))
+            log.error("chat store (%s): could not %s: %r", self.db_path, what, exc)
+            self._report(f"Could not {what} ({self.db_path}): {exc}.", repr(exc))
         return default
 
     def _report(self, message: str, detail: str = "") -> None:
@@ -112,6 +112,10 @@ class ChatController:
             return
         self._active = True
         prefs = self._safe("read the chat settings", lambda: self.store.prefs(), {}) or {}
+        aside = getattr(self._store, "set_aside", None)
+        if aside is not None:
+            self._report(f"The chat history was damaged: it was set aside as {aside.name} and a new one "
+                         "started.", str(aside))
         st = self.state
         for key in SETTINGS:
             if key in prefs:
@@ -252,13 +256,15 @@ class ChatController:
         self.state.attachment = None
 
     def _whole_image_needed(self) -> Optional[ChatImage]:
-        """The current image, if the conversation has not been shown it yet (or was shown another)."""
+        """The current image, unless the last whole image the conversation was shown is this one
+        (a question about a region alone does not count: the model only saw the crop)."""
         img = self.session.app.image
         if img is None:
             return None
         cur = self._current_id()
-        last = next((m.attachment for m in reversed(self.state.messages) if m.attachment is not None), None)
-        if last is not None and (last.base_id or last.image_id) == cur:
+        last = next((m.attachment for m in reversed(self.state.messages)
+                     if m.attachment is not None and m.attachment.region is None), None)
+        if last is not None and last.image_id == cur:
             return None
         return ChatImage(cur, img.size, img, source=img.source)
 
@@ -353,6 +359,11 @@ class ChatController:
     def stop(self) -> None:
         if self._job is not None:
             self.runtime.cancel(self._job)
+
+    def close(self) -> None:
+        """The window closes: stop an answer in progress and store what streamed, now (the
+        runtime's cancellation would arrive after the bridge has closed)."""
+        self._leave(save=True)
 
     # -- generation -------------------------------------------------------------------------
     def request(self) -> ChatRequest:

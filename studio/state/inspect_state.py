@@ -25,6 +25,28 @@ INSPECT_TASKS = ("cnn", "vit", "clip")  # catalog tasks the inspect workspace ca
 COMPARE_METHODS = ("gradcam", "gradcam++", "rollout", "cls")
 
 
+def rollout_rows(attentions: np.ndarray, prefix: int, fusion: str, discard: float) -> np.ndarray:
+    """(layers, patches): the rollout's CLS row through layers 1..l for every l, in one pass (one
+    matrix product per layer instead of l per layer). The arithmetic of `views.rollout_matrix`;
+    the UI tests check that both agree on every layer."""
+    from studio.engines.probes import views
+
+    att = np.asarray(attentions)
+    t = att.shape[-1]
+    joint = np.eye(t)
+    rows = []
+    for layer in range(att.shape[0]):
+        fused = views.fuse_heads(att[layer], fusion).astype(np.float64)
+        k = int(discard * (t - prefix))
+        if k > 0:  # prefix columns (CLS, registers) are never dropped
+            order = np.argsort(fused[:, prefix:], axis=1, kind="stable")[:, :k] + prefix
+            np.put_along_axis(fused, order, 0.0, axis=1)
+        a = fused + np.eye(t)
+        joint = (a / a.sum(axis=1, keepdims=True)) @ joint
+        rows.append(joint[0, prefix:] if prefix > 0 else joint.mean(axis=0))
+    return np.stack(rows).astype(np.float32)
+
+
 class InspectState(Observable):
     _fields = (
         # patch grid (uniform, in image pixels) and the CNN feature-map run of the first version
@@ -91,6 +113,7 @@ class InspectState(Observable):
         self.compare_methods: tuple[str, str] = ("gradcam", "rollout")
         self.compare: tuple[Any, Any] = (None, None)  # one result per side
         self._memo: dict[Any, Any] = {}
+        self._probe_model = ""  # model of the last probe (its layer and head choices carry over)
 
     # -- setters that check their values ------------------------------------------------------
     def set_patch_size(self, size: int) -> None:
@@ -152,12 +175,15 @@ class InspectState(Observable):
                     occlusion=None, occ_progress=0.0)
 
     def set_probe(self, probe) -> None:
-        """A new ViT probe: keep the layer and head where they still exist."""
+        """A new ViT probe. The same model on another image keeps the layer, head and patch layer
+        the user chose; a new model starts at its last layer (its most semantic one)."""
         self._memo = {k: v for k, v in self._memo.items() if k[0] != "probe"}
         n = len(probe.layer_names)
-        head = self.att_head if self.att_head is None or self.att_head < probe.num_heads else None
-        self.update(probe=probe, att_layer=min(self.att_layer, n - 1) if self.probe is not None else n - 1,
-                    att_head=head, patch_layer=min(self.patch_layer, n - 1), model_hover=None)
+        same = probe.model_id == self._probe_model
+        self._probe_model = probe.model_id
+        head = self.att_head if same and (self.att_head is None or self.att_head < probe.num_heads) else None
+        self.update(probe=probe, att_layer=min(self.att_layer, n - 1) if same else n - 1, att_head=head,
+                    patch_layer=min(self.patch_layer, n - 1) if same else n - 1, model_hover=None)
 
     # -- patch grids ------------------------------------------------------------------------------
     def patch_at(self, x: float, y: float, width: int, height: int) -> tuple[int, int, int] | None:
@@ -200,10 +226,11 @@ class InspectState(Observable):
         if p is None:
             return None
         if self.att_mode == "rollout":
-            key = ("probe", id(p), "rollout", self.att_layer, self.rollout_fusion, round(self.rollout_discard, 3))
-            return self._cached(key, lambda: views.attention_rollout(
-                p.attentions, p.prefix_tokens, p.grid, self.rollout_fusion, self.rollout_discard,
-                layers=self.att_layer + 1))
+            opts = (self.rollout_fusion, round(self.rollout_discard, 3))
+            rows = self._cached(("probe", id(p), "rollout rows") + opts,
+                                lambda: rollout_rows(p.attentions, p.prefix_tokens, *opts))
+            return self._cached(("probe", id(p), "rollout", self.att_layer) + opts,
+                                lambda: rows[self.att_layer].reshape(p.grid))
         key = ("probe", id(p), "cls", self.att_layer, self.att_head)
         return self._cached(key, lambda: views.cls_attention(p.attentions, self.att_layer, self.att_head,
                                                              p.prefix_tokens, p.grid))

@@ -16,6 +16,7 @@ from studio.state.inspect_state import InspectState
 from studio.state.label_state import LabelState
 from studio.state.models_state import ModelsState
 from studio.state.paint_state import PaintState
+from studio.state.tape_state import TapeState
 
 
 @dataclass
@@ -30,3 +31,5 @@ class Session:
     models: ModelsState = field(default_factory=ModelsState)
     chat: ChatState = field(default_factory=ChatState)
     paint: PaintState = field(default_factory=PaintState)
+    tape: TapeState = field(default_factory=TapeState)
+    plugins: Any = None  # studio.plugins.manager.PluginManager (None: built without plugins)

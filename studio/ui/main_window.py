@@ -70,6 +70,10 @@ class MainWindow(QMainWindow):
             self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
             self.panels[ws] = panel
             self.docks[ws] = dock
+        from studio.ui.plugin_ui import PluginUI
+
+        self.plugin_ui = PluginUI(self)  # plugin panels as docks (built when first shown), Plugins menu
+        self.plugin_ui.build_docks()
 
     def _build_mode_bar(self) -> None:
         bar = QToolBar("Workspaces", self)
@@ -146,6 +150,7 @@ class MainWindow(QMainWindow):
         h.setObjectName("menu.help")
         self._action(h, "&Keyboard Shortcuts", "shortcuts", self.show_shortcuts, "F1")
         self._action(h, "&About Studio", "about", self.show_about)
+        self.plugin_ui.build_menu(mb)  # last, so plugin shortcuts can avoid every built-in one
 
     def _build_status_bar(self) -> None:
         sb = self.statusBar()

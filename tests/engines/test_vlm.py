@@ -1,5 +1,6 @@
-"""The chat engine through the real model manager and runtime (Qt-free): tiny random LLaVA and
-Idefics3 (SmolVLM's architecture) built from configs load and stream through the one code path;
+"""The chat engine through the real model manager and runtime (Qt-free): tiny random LLaVA,
+Idefics3 (SmolVLM's architecture) and Qwen2.5-VL built from configs load and stream through the
+one code path;
 Stop ends a 200-token answer within a token; the prompt, sampling and bad input."""
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 
 from studio.catalog.cards import Catalog, ModelCard
 from studio.core.chat_requests import ChatRequest, ChatTurn
-from studio.core.errors import BadInputError, ModelError
+from studio.core.errors import BadInputError
 from studio.core.image import StudioImage
 from studio.core.paths import assets_dir
 from studio.engines import vlm
@@ -48,7 +49,7 @@ class MainLoop:
 @pytest.fixture(scope="module")
 def tiny_vlms(tmp_path_factory) -> dict[str, Path]:
     root = vlm_zoo(tmp_path_factory)
-    return {name: tiny_vlm(root, name) for name in ("llava-chat", "idefics3")}
+    return {name: tiny_vlm(root, name) for name in ("llava-chat", "idefics3", "qwen2.5-vl")}
 
 
 def vlm_card(model_id: str, folder: Path) -> ModelCard:
@@ -61,6 +62,7 @@ def chat_runtime(tiny_vlms):
     reg = EngineRegistry()
     vlm.register(reg)
     cat = Catalog([vlm_card("llava", tiny_vlms["llava-chat"]), vlm_card("idefics3", tiny_vlms["idefics3"]),
+                   vlm_card("qwen", tiny_vlms["qwen2.5-vl"]),
                    ModelCard("cnn", "A CNN", "cnn", "torchvision", "builtin:resnet18")])
     rt = Runtime(reg, ModelManager(cat), loop.post)
     rt.loop = loop
@@ -84,6 +86,7 @@ def ask(rt, request, timeout: float = 60.0):
 @pytest.mark.parametrize("model_id, processor, model", [
     ("llava", "LlavaProcessor", "LlavaForConditionalGeneration"),
     ("idefics3", "Idefics3Processor", "Idefics3ForConditionalGeneration"),
+    ("qwen", "Qwen2_5_VLProcessor", "Qwen2_5_VLForConditionalGeneration"),
 ])
 def test_tiny_vlms_load_and_stream_through_the_one_path(chat_runtime, model_id, processor, model):
     turns = (ChatTurn("user", "what is in this picture?", photo()), ChatTurn("assistant", "a red circle"),
@@ -101,6 +104,10 @@ def test_tiny_vlms_load_and_stream_through_the_one_path(chat_runtime, model_id, 
     assert all(isinstance(t, str) for t in texts) and texts == sorted(texts, key=len)
     assert res.text.startswith(texts[-1].strip()[:5])
     assert 0 < res.first_token_s <= res.seconds and len(res.input_sizes) == 2
+    if model_id == "qwen":  # Qwen answers boxes in pixels of its resized input: the engine says which
+        assert all(s is not None and s[0] % 28 == 0 and s[1] % 28 == 0 for s in res.input_sizes)
+    else:
+        assert res.input_sizes == (None, None)
     assert not [t for t in threading.enumerate() if t.name == "studio-vlm-stream"]
 
 
@@ -228,3 +235,15 @@ def test_the_starter_vlm_names_the_colour_of_the_circle():
         assert job.state is JobState.DONE and "red" in out["result"].text.lower()
     finally:
         rt.shutdown(10.0)
+
+
+def test_qwen_input_size_maps_its_boxes_back_onto_the_image(chat_runtime):
+    """200x100 px becomes a 140x56 px model input (multiples of 28, at most 112x112 px of area):
+    a box Qwen2.5-VL writes in those pixels lands on the original image scaled by 200/140, 100/56."""
+    from studio.engines.vlm_grounding import parse, to_pixels
+
+    img = StudioImage(np.zeros((100, 200, 3), np.uint8))
+    job, out = ask(chat_runtime, ChatRequest("qwen", (ChatTurn("user", "where is it?", img),), max_new_tokens=2))
+    assert out["result"].input_sizes == ((140, 56),)
+    (g,) = parse('{"bbox_2d": [14, 28, 70, 56], "label": "thing"}')
+    assert to_pixels(g, (200, 100), out["result"].input_sizes[0]) == pytest.approx((20, 50, 100, 100))

@@ -1,9 +1,9 @@
 """Tiny seeded vision-language models built from configs and saved like real hub folders.
 
-`save_tiny_llava_chat` and `save_tiny_idefics3` write a `save_pretrained` folder (config, safetensors
-weights, tokenizer, processor with a chat template) that a `local:` catalog card loads through the
-model manager exactly like llava-1.5-7b-hf or SmolVLM-256M-Instruct: AutoProcessor +
-AutoModelForImageTextToText. The tokenizer is a small byte-level BPE trained offline on a few
+`save_tiny_llava_chat`, `save_tiny_idefics3` and `save_tiny_qwen25_vl` write a `save_pretrained`
+folder (config, safetensors weights, tokenizer, processor with a chat template) that a `local:`
+catalog card loads through the model manager exactly like llava-1.5-7b-hf, SmolVLM-256M-Instruct
+or Qwen2.5-VL-3B-Instruct: AutoProcessor + AutoModelForImageTextToText. The tokenizer is a small byte-level BPE trained offline on a few
 sentences, so nothing comes from the Hub. Random weights: the answers are gibberish, but every
 code path (chat template, image tokens, generate, streaming, stop) is the real one. Their
 generation_config suppresses the end-of-sequence token, so an answer always runs to max tokens:
@@ -29,6 +29,16 @@ SMOLVLM_TEMPLATE = (
     "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}<end_of_utterance>\n"
     "{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
 )
+QWEN_TEMPLATE = (  # Qwen2.5-VL-Instruct's template for images and text (no video, no tools)
+    "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n{% else %}"
+    "{% for content in message['content'] %}{% if content['type'] == 'image' or 'image' in content %}"
+    "<|vision_start|><|image_pad|><|vision_end|>{% elif 'text' in content %}{{ content['text'] }}{% endif %}"
+    "{% endfor %}<|im_end|>\n{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+QWEN_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
+                 "<|image_pad|>", "<|video_pad|>"]
 CORPUS = [
     "USER: what is in this picture? ASSISTANT: a red circle on a blue square.",
     "User: What colour is the circle? Assistant: The circle is green, next to a yellow triangle.",
@@ -120,7 +130,36 @@ def save_tiny_idefics3(folder: str | os.PathLike) -> Path:
     return Path(folder)
 
 
-BUILDERS = {"llava-chat": save_tiny_llava_chat, "idefics3": save_tiny_idefics3}
+def save_tiny_qwen25_vl(folder: str | os.PathLike) -> Path:
+    """Qwen2_5_VLForConditionalGeneration (2-block windowed ViT, patch 14, merge 2, tiny Qwen2 text
+    model with M-RoPE) with a Qwen2_5_VLProcessor resizing images to at most 112x112 px."""
+    from transformers import (Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor,
+                              Qwen2VLImageProcessor, Qwen2VLVideoProcessor)
+
+    tok = tiny_tokenizer(QWEN_SPECIALS, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+    ids = {k: tok.convert_tokens_to_ids(t) for k, t in
+           (("bos_token_id", "<|endoftext|>"), ("eos_token_id", "<|im_end|>"), ("pad_token_id", "<|endoftext|>"))}
+    text = dict(_text_config(len(tok), **ids), model_type="qwen2_5_vl_text",
+                rope_scaling={"type": "mrope", "mrope_section": [1, 1, 2]})
+    seed(0)
+    config = Qwen2_5_VLConfig(
+        text_config=text, vision_config=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2,
+                                             out_hidden_size=32, patch_size=14, spatial_merge_size=2,
+                                             temporal_patch_size=2, window_size=56, fullatt_block_indexes=[1]),
+        image_token_id=tok.convert_tokens_to_ids("<|image_pad|>"), video_token_id=tok.convert_tokens_to_ids("<|video_pad|>"),
+        vision_start_token_id=tok.convert_tokens_to_ids("<|vision_start|>"),
+        vision_end_token_id=tok.convert_tokens_to_ids("<|vision_end|>"))
+    model = Qwen2_5_VLForConditionalGeneration(config)
+    model.generation_config.update(**ids, suppress_tokens=[ids["eos_token_id"]])
+    model.save_pretrained(str(folder), safe_serialization=True)
+    images = Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=112 * 112, patch_size=14, merge_size=2,
+                                   temporal_patch_size=2)
+    Qwen2_5_VLProcessor(image_processor=images, tokenizer=tok, video_processor=Qwen2VLVideoProcessor(),
+                        chat_template=QWEN_TEMPLATE).save_pretrained(str(folder))
+    return Path(folder)
+
+
+BUILDERS = {"llava-chat": save_tiny_llava_chat, "idefics3": save_tiny_idefics3, "qwen2.5-vl": save_tiny_qwen25_vl}
 
 
 def tiny_vlm(root: str | os.PathLike, name: str) -> Path:

@@ -94,7 +94,15 @@ def test_a_file_that_is_not_a_database_is_set_aside(tmp_path):
     path.write_bytes(b"this is not sqlite" * 100)
     store = ChatStore(path).open()
     assert store.conversations() == []
-    assert list(tmp_path.glob("chats.corrupt-*.sqlite"))
+    assert list(tmp_path.glob("chats.corrupt-*.sqlite")) == [store.set_aside]
+
+
+def test_a_file_that_cannot_be_opened_is_left_alone(tmp_path):
+    path = tmp_path / "chats.sqlite"
+    path.mkdir()  # not damage, just in the way: the user must see the error, nothing is moved
+    with pytest.raises(sqlite3.OperationalError):
+        ChatStore(path).open()
+    assert path.is_dir() and not list(tmp_path.glob("chats.corrupt-*"))
 
 
 def test_prefs_round_trip_and_bad_json_is_ignored(store):

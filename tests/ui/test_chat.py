@@ -11,6 +11,7 @@ from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QGuiApplication
 
 from studio.core.chat_requests import ChatRequest, ChatResult, ChatStream
+from studio.state.chat_state import ChatController
 from tests.helpers.tiny_vlm import card_toml, tiny_vlm, vlm_zoo
 
 LONG = 60.0
@@ -155,7 +156,7 @@ def scripted(studio, answer: str) -> Scripted:
     return engine
 
 
-def test_grounded_boxes_are_drawn_and_a_click_asks_about_one(studio, shapes):
+def test_grounded_boxes_are_drawn_and_a_click_asks_about_one(studio, shapes, write_image):
     engine = scripted(studio, 'The red disc is at [0.1, 0.2, 0.6, 0.8] and {{"bbox_2d": [66, 20, 90, 44], '
                               '"label": "blue square"}}.')
     studio.open_image(shapes)
@@ -178,6 +179,14 @@ def test_grounded_boxes_are_drawn_and_a_click_asks_about_one(studio, shapes):
     assert question.text == "Tell me more about the blue square in this region."
     assert question.attachment.region == (66, 20, 90, 44)
     assert engine.requests[-1].turns[-1].image.size == (24, 24)
+    shown = st.boxes  # the follow-up's answer, mapped from its crop
+    assert shown and all(66 <= b[0] and b[2] <= 90 for b in shown)
+    other = studio.open_image(write_image((40, 30), "other.png"))
+    studio.qtbot.wait(20)
+    assert st.boxes == () and not canvas.has_overlay()  # the boxes belong to the other picture
+    studio.open_image(shapes)
+    studio.qtbot.waitUntil(canvas.has_overlay)  # the same pixels again: the boxes come back
+    assert other is not None and st.boxes == shown
     studio.switch_to("inspect")
     assert not canvas.has_overlay()  # other workspaces own the overlay
 
@@ -240,3 +249,69 @@ def test_a_model_that_is_not_downloaded_gets_a_clear_message(studio, shapes):
     st = studio.session.chat
     assert [m.role for m in st.messages] == ["user"] and st.status == "Failed"  # the question stays
     assert studio.widget("chat.regenerate").isEnabled() and studio.widget("chat.send").isEnabled()
+
+
+def test_closing_the_window_mid_answer_keeps_what_streamed(studio_factory, tmp_path, shapes):
+    home = tmp_path / "home"
+
+    def endless(request, ctx, models):
+        text = ""
+        for i in range(100000):
+            text += f"word{i} "
+            ctx.preview(ChatStream(text, i + 1, 0.0))
+            time.sleep(0.01)
+            ctx.check()
+
+    d = studio_factory(home)
+    d.session.runtime.engines.register(ChatRequest, endless, "gpu")
+    d.open_image(shapes)
+    d.switch_to("chat")
+    type_and_send(d, "count for me")
+    st = d.session.chat
+    d.qtbot.waitUntil(lambda: "word3" in st.messages[-1].text, timeout=10000)
+    d.close()
+    d2 = studio_factory(home)
+    d2.switch_to("chat")
+    d2.wait_idle()
+    last = d2.session.chat.messages[-1]
+    assert last.role == "assistant" and last.stopped and "word3" in last.text
+
+
+def test_a_region_question_first_then_the_whole_image_and_esc_leaves_an_edit(studio, shapes):
+    engine = scripted(studio, "ok")
+    image = studio.open_image(shapes)
+    studio.switch_to("chat")
+    st = studio.session.chat
+    ChatController.of(studio.session).attach_region((0, 0, 20, 20))
+    assert studio.ask("what is here?") == "ok"
+    assert engine.requests[-1].turns[-1].image.size == (20, 20)
+    assert studio.ask("and the whole picture?") == "ok"  # the model has not seen it whole yet
+    assert engine.requests[-1].turns[-1].image.size == image.size
+    assert studio.ask("anything else?") == "ok"
+    assert engine.requests[-1].turns[-1].image is None  # it has now
+    studio.click("chat.edit_last")
+    assert st.editing
+    studio.qtbot.keyClick(studio.widget("chat.input"), Qt.Key.Key_Escape)
+    assert not st.editing and studio.widget("chat.input").toPlainText() == ""
+
+
+def test_an_unusable_history_file_is_explained_not_a_crash(studio_factory, tmp_path):
+    home = tmp_path / "home"
+    (home / "chats.sqlite").mkdir(parents=True)  # a folder where the database should be
+    d = studio_factory(home)
+    scripted(d, "ok")
+    d.switch_to("chat")
+    assert "chats.sqlite" in (d.last_error() or "")
+    assert d.ask("still there?") is None
+    assert "Could not save the conversation" in d.last_error()
+
+
+def test_a_damaged_history_file_is_set_aside_and_said(studio_factory, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "chats.sqlite").write_bytes(b"garbage" * 500)
+    d = studio_factory(home)
+    scripted(d, "ok")
+    d.switch_to("chat")
+    assert "set aside as chats.corrupt-" in (d.last_error() or "")
+    assert d.ask("works again?") == "ok"

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QDialog
 from test_inspect_common import (canvas_pos, choose_model, click_image, count_jobs, open_array, overlay_bytes,
                                  panel, show_tab, starter, wait_for, wait_probe, write_home)
 
+from studio.engines.probes import views
 from studio.starter.world import SPLITS, make_scene
 
 
@@ -65,6 +66,10 @@ def test_attention_probe_once_then_layer_head_and_rollout_from_cache(studio, tmp
     discard_map = st.attention_map().copy()
     assert not np.allclose(mean_map, max_map) and not np.allclose(max_map, discard_map)
     assert not head.isEnabled()  # rollout fuses the heads
+    for layer in range(2):  # the one-pass rollout the view uses agrees with the engines' reference
+        studio.widget("inspect.attention_layer").setValue(layer)
+        ref = views.attention_rollout(probe.attentions, 1, (4, 4), "max", 0.9, layers=layer + 1)
+        assert np.allclose(st.attention_map(), ref, atol=1e-6)
     before = overlay_bytes(studio)
     fusion.setCurrentIndex(fusion.findData("min"))
     assert overlay_bytes(studio) != before
@@ -118,9 +123,10 @@ def test_patches_tab_describes_the_crop_and_a_click_opens_the_inspector(studio, 
 
     barcode = studio.widget("inspect.patch_barcode")
     first = barcode._text
-    studio.widget("inspect.patch_layer").setValue(1)
-    assert st.patch_layer == 1 and barcode._text != first
-    assert "layer 2" in studio.widget("inspect.patch_title").text()
+    assert st.patch_layer == 1  # a new model starts at its last layer
+    studio.widget("inspect.patch_layer").setValue(0)
+    assert st.patch_layer == 0 and barcode._text != first
+    assert "layer 1 (blocks.0)" in studio.widget("inspect.patch_title").text()
     sim_view = studio.widget("inspect.patch_token_sim")  # a click on another patch moves the inspector
     studio.qtbot.mouseClick(sim_view, Qt.MouseButton.LeftButton, pos=sim_view.rect().center() + QPoint(2, 2))
     assert st.patch == (2, 2, 10) and "patch 10 of 16" in studio.widget("inspect.patch_title").text()

@@ -147,6 +147,12 @@ def overlay_bytes(studio) -> bytes:
 
 
 def count_jobs(studio) -> list:
+    """Inspect jobs submitted from now on (other workspaces' background jobs, autosave, are not counted)."""
     jobs: list = []
-    studio.session.runtime.subscribe(lambda job: jobs.append(job) if job.state.value == "queued" else None)
+
+    def seen(job) -> None:
+        if job.state.value == "queued" and (job.key or "").startswith("inspect."):
+            jobs.append(job)
+
+    studio.session.runtime.subscribe(seen)
     return jobs

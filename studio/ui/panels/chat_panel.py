@@ -9,7 +9,7 @@ All logic lives in studio.state.chat_state.ChatController; this module only show
 """
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication, QPixmap
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QFrame, QHBoxLayout, QLabel,
                                QPlainTextEdit, QPushButton, QSizePolicy, QSpinBox, QToolButton, QVBoxLayout,
@@ -30,6 +30,14 @@ class ChatInput(QPlainTextEdit):
 
     submitted = Signal()
     escaped = Signal()
+    claim_escape = False  # while editing, Esc is ours, not the window's Cancel Jobs shortcut
+
+    def event(self, event) -> bool:
+        if (event.type() == QEvent.Type.ShortcutOverride and self.claim_escape
+                and event.key() == Qt.Key.Key_Escape):
+            event.accept()
+            return True
+        return super().event(event)
 
     def keyPressEvent(self, event) -> None:
         if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
@@ -82,8 +90,7 @@ class ChatPanel(QWidget):
         form = QFormLayout()
         self.model_combo = QComboBox(self)
         self.model_combo.setObjectName("chat.model")
-        for card in session.catalog.cards("vlm"):
-            self.model_combo.addItem(card.name, card.id)
+        self._fill_models()
         self.settings_toggle = QToolButton(self)
         self.settings_toggle.setObjectName("chat.settings_toggle")
         self.settings_toggle.setText("Settings")
@@ -145,7 +152,7 @@ class ChatPanel(QWidget):
         self.clear_attachment = _button("✕", "chat.clear_attachment", self, "Remove the attached region")
         self.clear_attachment.setFixedWidth(28)
         self.select_region = _button("Select region", "chat.select_region", self,
-                                     "Drag a box on the image: its crop goes with your next question (Esc cancels)")
+                                     "Drag a box on the image: its crop goes with your next question")
         self.select_region.setCheckable(True)
         self.show_boxes = QCheckBox("Boxes", self)
         self.show_boxes.setObjectName("chat.show_boxes")
@@ -224,6 +231,8 @@ class ChatPanel(QWidget):
             self.selector.cancelled.connect(lambda: setattr(st, "selecting", False))
         if canvas is not None:
             canvas.clicked.connect(self._canvas_clicked)
+        if self.window_ is not None:
+            self.window_.installEventFilter(self)  # to store a streaming answer when the window closes
         st.changed.connect(self._on_state)
         self.session.app.changed.connect(self._on_app)
 
@@ -253,11 +262,31 @@ class ChatPanel(QWidget):
         finally:
             self._syncing = False
 
+    def _fill_models(self) -> None:
+        """The catalog's vlm cards (re-read each time the workspace shows: cards may have been added)."""
+        cards = [(c.name, c.id) for c in self.session.catalog.cards("vlm")]
+        if cards == [(self.model_combo.itemText(i), self.model_combo.itemData(i))
+                     for i in range(self.model_combo.count())]:
+            return
+        self._syncing = True
+        try:
+            self.model_combo.clear()
+            for name, mid in cards:
+                self.model_combo.addItem(name, mid)
+        finally:
+            self._syncing = False
+
     def _activate(self) -> None:
         self.ctl.activate()
+        self._fill_models()
         self._sync_settings()
         self._fill_history()
         self._refresh_overlay()
+
+    def eventFilter(self, obj, event) -> bool:
+        if obj is self.window_ and event.type() == QEvent.Type.Close:
+            self.ctl.close()
+        return False
 
     # -- actions --------------------------------------------------------------------------
     def send(self) -> None:
@@ -333,7 +362,7 @@ class ChatPanel(QWidget):
             if self.selector is not None:
                 self.selector.set_active(value and self.session.app.workspace == "chat")
             if value:
-                self.status.setText("Drag a box on the image (Esc cancels).")
+                self.status.setText("Drag a box on the image (click Select region again to cancel).")
         elif name in ("boxes", "show_boxes"):
             self._refresh_overlay()
 
@@ -348,7 +377,8 @@ class ChatPanel(QWidget):
                     self.window_.canvas.set_overlay(None)
                     self._overlay_shown = False
         elif name == "image":
-            self._refresh_overlay()
+            # The window hands the canvas the new image after this handler: draw after it has.
+            QTimer.singleShot(0, self, self._refresh_overlay)
 
     def _render(self) -> None:
         self.transcript.show_messages(self.state.messages, PLACEHOLDER)
@@ -359,6 +389,7 @@ class ChatPanel(QWidget):
         has_reply = st.last("assistant") is not None
         self.send_button.setEnabled(not busy)
         self.send_button.setText("Resend" if st.editing else "Send")
+        self.input.claim_escape = bool(st.editing)
         self.stop_button.setEnabled(st.busy)
         self.regen_button.setEnabled(not busy and bool(st.messages))
         self.edit_button.setEnabled(not busy and st.last("user") is not None)
@@ -391,6 +422,7 @@ class ChatPanel(QWidget):
         else:
             self.attachment.clear()
             self.attachment_info.setText("No region attached")
+        self.attachment.setVisible(has)
         self.clear_attachment.setEnabled(has)
 
     def _refresh_overlay(self) -> None:

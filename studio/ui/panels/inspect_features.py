@@ -147,6 +147,7 @@ class FeaturesTab(QWidget):
 
     # -- actions --------------------------------------------------------------------------------
     _syncing = False
+    _items: dict = {}
 
     def _layer_changed(self, index: int) -> None:
         if index < 0 or self._syncing:
@@ -329,6 +330,7 @@ class FeaturesTab(QWidget):
                                   f"min {v.min():.3g}, mean {v.mean():.3g}, max {v.max():.3g}")
 
     def _fill_tree(self, tree) -> None:
+        self._items = {}  # clear() deletes the items: no stale ones may stay reachable
         self.tree.clear()
         if tree is None:
             return
@@ -351,7 +353,7 @@ class FeaturesTab(QWidget):
         self._mark_tree_layer()
 
     def _mark_tree_layer(self) -> None:
-        item = getattr(self, "_items", {}).get(self.session.inspect.layer)
+        item = self._items.get(self.session.inspect.layer)
         if item is not None:
             self.tree.setCurrentItem(item)
             self.tree.scrollToItem(item)

@@ -79,6 +79,7 @@ class InspectJobs:
     def forget_image(self) -> None:
         self._probes.clear()
         self._cams.clear()
+        self._attempted.clear()  # keyed by id(image): only valid while that image is the current one
         for kind in list(self._jobs):
             if kind != "tree":
                 self.cancel(kind)
@@ -147,9 +148,13 @@ class InspectJobs:
         if not self.need_image():
             return
         self._ids["features"] = rid = self._ids.get("features", 0) + 1
+        image = self.image()
 
         def current(fn):
             return lambda *args: fn(*args) if rid == self._ids["features"] else None
+
+        def fresh(fn):  # maps of an image that is no longer shown are dropped, not drawn on the new one
+            return lambda result: fn(result) if self.image() is image else st.update(busy=False, status="")
 
         if self.uses_feature_engine(st.layer):
             req = FeatureMapRequest(image=self.image(), model_id=st.model_id, layer=st.layer)
@@ -162,7 +167,7 @@ class InspectJobs:
         st.busy = True
         st.status = "Running…"
         self.submitted += 1
-        s.runtime.submit(req, key=FEATURES_KEY, title="Feature maps", on_result=current(on_result),
+        s.runtime.submit(req, key=FEATURES_KEY, title="Feature maps", on_result=current(fresh(on_result)),
                          on_error=current(self._on_features_error),
                          on_cancelled=current(lambda: st.update(busy=False, status="Cancelled")))
 

@@ -234,8 +234,9 @@ class InspectPanel(QWidget):
     def _on_models(self, name: str, _value) -> None:
         if name == "disk":  # the models dialog found new files: update the labels
             for i in range(self.model_combo.count()):
-                card = self.session.catalog.get(self.model_combo.itemData(i))
-                self.model_combo.setItemText(i, self.card_label(card))
+                model_id = self.model_combo.itemData(i)
+                if model_id in self.session.catalog:
+                    self.model_combo.setItemText(i, self.card_label(self.session.catalog.get(model_id)))
             self._update_model_note()
 
     # -- actions ------------------------------------------------------------------------------------

@@ -69,9 +69,6 @@ class RegionSelector(QObject):
             self._band.hide()
             self._finish(start, end)
             return True
-        if kind == QEvent.Type.KeyPress and event.key() == Qt.Key.Key_Escape:
-            self.cancelled.emit()
-            return True
         return False
 
     def _finish(self, start: QPoint, end: QPoint) -> None:

@@ -100,6 +100,7 @@ class ChatTranscript(QTextBrowser):
             if m.stopped:
                 cursor.insertBlock(QTextBlockFormat(), QTextCharFormat())
                 cursor.insertText("— stopped", _muted(italic=True))
+        _wrap_code(doc)
         if follow:
             bar.setValue(bar.maximum())
 
@@ -119,6 +120,19 @@ class ChatTranscript(QTextBrowser):
         cursor.insertHtml(f"<b style='color:{ROLE_COLOURS[m.role]}'>{who}</b>{extra}"
                           f"&nbsp;&nbsp;<small>{' · '.join(links)}</small>")
         cursor.setCharFormat(QTextCharFormat())
+
+
+def _wrap_code(doc: QTextDocument) -> None:
+    """Let code blocks wrap: a long JSON line would otherwise widen the whole dock."""
+    block = doc.begin()
+    cursor = QTextCursor(doc)
+    while block.isValid():
+        if block.blockFormat().nonBreakableLines():
+            fmt = block.blockFormat()
+            fmt.setNonBreakableLines(False)
+            cursor.setPosition(block.position())
+            cursor.setBlockFormat(fmt)
+        block = block.next()
 
 
 def _muted(italic: bool = False) -> QTextCharFormat:
