@@ -494,6 +494,31 @@ class StudioDriver:
             return None
         return st.last_result.to_pil()
 
+    # -- tape -----------------------------------------------------------------------------
+    def render_clip(self, prompt: str, frames: int = 8, timeout: float = GENERATE_TIMEOUT) -> list:
+        """Frame tape: switch to the tape workspace, type `prompt` into `tape.prompt`, set `tape.frames`,
+        click `tape.generate` and wait until the studio is idle (the clip's automatic consistency
+        check included). Model, size and steps are what the Generate tab shows (a model starts at its
+        card's native settings). Returns the frames as PIL images, or [] if the render failed
+        (last_error() says why) or was cancelled."""
+        from PIL import Image
+
+        if self.session.app.workspace != "tape":
+            self._switch("tape", "button", DEFAULT_TIMEOUT)
+        self._begin()
+        st = self.session.tape
+        before = st.frame_ids
+        box = self.widget("tape.prompt")
+        box.setFocus()
+        box.clear()
+        self.qtbot.keyClicks(box, prompt)
+        self.widget("tape.frames").setValue(int(frames))
+        self.click("tape.generate")
+        self.wait_idle(timeout)
+        if self.last_error() is not None or st.frame_ids == before or not st.frames:
+            return []
+        return [Image.fromarray(f) for f in st.frames]
+
     # -- output ---------------------------------------------------------------------------
     def screenshot(self, path: str | os.PathLike) -> Path:
         """Grab the whole window into a PNG at `path` (folders are created)."""

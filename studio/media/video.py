@@ -80,8 +80,15 @@ def _read_sequence(images: list[Path], max_frames: int, source: str, recipe: dic
         frames.append(arr)
     if resized:
         note = (note + "; " if note else "") + f"{resized} image(s) resized to the first one's size"
-    fps = float(recipe.get("fps", 8)) if isinstance(recipe.get("fps"), (int, float)) else 8.0
-    return ClipData(frozen_frames(frames), fps, source, recipe, note)
+    return ClipData(frozen_frames(frames), recipe_fps(recipe), source, recipe, note)
+
+
+def recipe_fps(recipe: dict, default: float = 8.0) -> float:
+    """The fps an image sequence was exported at (its recipe), else the one it was generated at."""
+    for value in ((recipe.get("export") or {}).get("fps"), recipe.get("fps")):
+        if isinstance(value, (int, float)) and 1 <= value <= 120:
+            return float(value)
+    return default
 
 
 def _resize(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:

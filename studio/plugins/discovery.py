@@ -31,7 +31,7 @@ class Found:
     key: str  # the plugin id, or (when the manifest is unreadable) the folder / entry-point name
     origin: str  # "repo", "home" or "entry point"
     location: str  # folder, or "entry point <name> = <value>"
-    package: str = ""  # the package its "module:attr" references are relative to ("" = a plugin folder)
+    package: str = ""  # entry points: the package its "module:attr" references are relative to
     folder: Path | None = None
     manifest: Manifest | None = None
     error: str = ""

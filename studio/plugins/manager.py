@@ -84,6 +84,7 @@ class PluginManager:
         self._undo: list[Callable[[], None]] = []
         self._hosts: dict[str, Any] = {}
         self._closed = False
+        self._live = True  # failures are announced to listeners (not while loading: see startup_report)
         off = set(disabled)
         for f in found:
             self._add(f, off)
@@ -93,7 +94,9 @@ class PluginManager:
              post: Callable | None = None, use_entry_points: bool = True) -> "PluginManager":
         """Discover the plugins under `roots` and in the entry points, and run their register hooks."""
         manager = cls(discover(roots, use_entry_points), disabled, post)
+        manager._live = False  # a hook failing now is in startup_report, which the window shows
         manager.run_register_hooks()
+        manager._live = True
         return manager
 
     def _add(self, f: Found, disabled: set[str]) -> None:
@@ -180,7 +183,8 @@ class PluginManager:
         else:
             msg = (f"{len(bad)} plugins could not be loaded and are switched off: {names}. "
                    "Plugins > Manage Plugins… says why.")
-        detail = "\n\n".join(f"{r.id} ({r.location}):\n{r.detail or r.error}" for r in bad)
+        detail = "\n\n".join(f"{r.id} ({r.location}):\n{r.error}"
+                             + (f"\n{r.detail}" if r.detail and r.detail != r.error else "") for r in bad)
         return msg, detail
 
     # -- isolation -----------------------------------------------------------------------------
@@ -198,7 +202,7 @@ class PluginManager:
                 rec.detail = detail
             err = PluginError(rec.error, rec.detail)
         log.error("plugin %s failed %s\n%s", plugin_id, what, detail)
-        if first:
+        if first and self._live:
             self._post(lambda: self._notify(rec))
         return err
 

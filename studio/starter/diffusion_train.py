@@ -25,12 +25,12 @@ from . import diffusion_models as dm
 from .world import SPLITS, make_scene, render_pose
 
 Log = Callable[[str], None]
-SEED0 = {"vae": 500_000_000, "unet": 550_000_000, "inpaint": 600_000_000,
+SEED0 = {"vae": 500_000_000, "decoder": 800_000_000, "unet": 550_000_000, "inpaint": 600_000_000,
          "depth": 650_000_000, "pose": 700_000_000, "edges": 750_000_000}
-STEPS = {"vae": 800, "unet": 1100, "inpaint": 1100, "depth": 400, "pose": 400, "edges": 400}
-BATCH = {"vae": 16, "unet": 32, "inpaint": 32, "depth": 32, "pose": 32, "edges": 32}
+STEPS = {"vae": 800, "decoder": 600, "unet": 900, "inpaint": 900, "depth": 300, "pose": 300, "edges": 300}
+BATCH = {"vae": 16, "decoder": 16, "unet": 32, "inpaint": 32, "depth": 32, "pose": 32, "edges": 32}
 LR = {"vae": 1e-3, "unet": 1.5e-3, "inpaint": 1.5e-3, "depth": 1e-3, "pose": 1e-3, "edges": 1e-3}
-STAGES = ("vae", "unet", "inpaint", "depth", "pose", "edges")
+STAGES = ("vae", "unet", "inpaint", "depth", "pose", "edges", "decoder")
 UNCOND_P = 0.1  # caption dropout, so classifier-free guidance has an unconditional branch
 
 
@@ -96,33 +96,49 @@ def object_masks(scenes, rng) -> np.ndarray:
 
 # ---------------------------------------------------------------- VAE
 
-def train_vae(out: Path, steps: int, log: Log) -> Path:
-    torch.manual_seed(0)
-    vae = dm.new_vae().train()
-    opt = torch.optim.AdamW(vae.parameters(), lr=LR["vae"], weight_decay=0.0)
+def _vae_loss(vae, x, w, sample: bool = True):
+    post = vae.encode(x).latent_dist
+    rec = vae.decode(post.sample() if sample else post.mode()).sample
+    err = rec - x
+    l1 = (err.abs() * w).mean() / w.mean()
+    kl = post.kl().mean() / (dm.LATENT * dm.LATENT * 4)
+    return l1 + 0.5 * (err ** 2 * w).mean() / w.mean() + 1e-4 * kl, l1, kl
+
+
+def _vae_loop(name, vae, params, steps: int, seed0: int, weighted: bool, log: Log) -> None:
+    opt = torch.optim.AdamW(params, lr=LR["vae"], weight_decay=0.0)
     batch, t0, acc = BATCH["vae"], time.time(), np.zeros(2)
-    log(f"[vae] AutoencoderKL {dm.VAE['block_out_channels']}: {dm.n_params(vae):,} params, {steps} steps x {batch}")
     for step in range(steps):
-        seeds = SEED0["vae"] + step * batch + np.arange(batch)
-        x = pixels(np.stack([make_scene(int(s), n_objects_for(int(s))).image for s in seeds]))
+        seeds = seed0 + step * batch + np.arange(batch)
+        scenes = [make_scene(int(s), n_objects_for(int(s))) for s in seeds]
+        x = pixels(np.stack([s.image for s in scenes]))
+        w = torch.ones(1)
+        if weighted:  # object pixels x3: thin stick figures and exact colours matter most
+            w = 1.0 + 2.0 * torch.from_numpy(np.stack([s.instance_mask > 0 for s in scenes]))[:, None].float()
         for g in opt.param_groups:
             g["lr"] = _lr(step, steps, LR["vae"])
-        post = vae.encode(x).latent_dist
-        rec = vae.decode(post.sample()).sample
-        l1 = (rec - x).abs().mean()
-        kl = post.kl().mean() / (dm.LATENT * dm.LATENT * 4)
-        loss = l1 + 0.5 * F.mse_loss(rec, x) + 1e-4 * kl
+        loss, l1, kl = _vae_loss(vae, x, w)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         acc += [l1.item(), kl.item()]
         if (step + 1) % 50 == 0 or step + 1 == steps:
             k = 50 if (step + 1) % 50 == 0 else (step + 1) % 50
             el = time.time() - t0
-            log(f"[vae] step {step + 1:5d}/{steps}  l1 {acc[0] / k:.4f} ({acc[0] / k * 127.5:.1f}/255)"
+            log(f"[{name}] step {step + 1:5d}/{steps}  l1 {acc[0] / k:.4f} ({acc[0] / k * 127.5:.1f}/255)"
                 f"  kl/dim {acc[1] / k:.3f}  {el:5.0f}s  eta {el / (step + 1) * (steps - step - 1):5.0f}s")
             acc[:] = 0
+
+
+def train_vae(out: Path, steps: int, log: Log) -> Path:
+    """The whole AutoencoderKL, plain L1 + MSE: fixes the latent space every later stage uses."""
+    torch.manual_seed(0)
+    vae = dm.new_vae().train()
+    log(f"[vae] AutoencoderKL {dm.VAE['block_out_channels']}: {dm.n_params(vae):,} params,"
+        f" {steps} steps x {BATCH['vae']}")
+    t0 = time.time()
+    _vae_loop("vae", vae, list(vae.parameters()), steps, SEED0["vae"], False, log)
     vae.eval()
     with torch.no_grad():
         seeds = SEED0["vae"] - 1000 + np.arange(256)
@@ -131,6 +147,24 @@ def train_vae(out: Path, steps: int, log: Log) -> Path:
         vae.register_to_config(scaling_factor=float(1.0 / z.std()))
     folder = dm.save_model(vae, out / "vae")
     log(f"[vae] scaling_factor {vae.config.scaling_factor:.4f}; saved {folder} in {time.time() - t0:.0f}s")
+    return folder
+
+
+def train_decoder(out: Path, clip: Path | None, steps: int, log: Log) -> Path:
+    """Decoder-only fine-tuning with object pixels weighted x3. The encoder (so the latent space the
+    UNet, inpaint UNet and ControlNets learned) stays frozen, so this stage can run beside them."""
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(9)
+    vae = AutoencoderKL.from_pretrained(str(out / "vae"), dtype=torch.float32).train()
+    vae.encoder.requires_grad_(False)
+    vae.quant_conv.requires_grad_(False)
+    params = [p for p in vae.parameters() if p.requires_grad]
+    log(f"[decoder] {sum(p.numel() for p in params):,} decoder params, {steps} steps x {BATCH['vae']}")
+    t0 = time.time()
+    _vae_loop("decoder", vae, params, steps, SEED0["decoder"], True, log)
+    folder = dm.save_model(vae.eval(), out / "vae-decoder")
+    log(f"[decoder] saved {folder} in {time.time() - t0:.0f}s")
     return folder
 
 
@@ -306,7 +340,7 @@ def train_control(kind: str, out: Path, clip: Path, steps: int, log: Log) -> Pat
     return out / f"controlnet-{kind}"
 
 
-STAGE_FNS = {"unet": train_unet, "inpaint": train_inpaint,
+STAGE_FNS = {"unet": train_unet, "inpaint": train_inpaint, "decoder": train_decoder,
              **{k: (lambda k: lambda *a: train_control(k, *a))(k) for k in dm.CONTROLS}}
 
 
@@ -316,7 +350,7 @@ def assemble(work: Path, out: Path, tokenizer_dir: Path, log: Log = print) -> di
 
     from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
 
-    vae = AutoencoderKL.from_pretrained(str(work / "vae"))
+    vae = AutoencoderKL.from_pretrained(str(work / ("vae-decoder" if (work / "vae-decoder").exists() else "vae")))
     dm.save_pipeline(out / "sd", vae, UNet2DConditionModel.from_pretrained(str(work / "unet")), tokenizer_dir)
     if (work / "inpaint_unet").exists():
         dm.save_pipeline(out / "sd-inpaint", vae, UNet2DConditionModel.from_pretrained(str(work / "inpaint_unet")),

@@ -167,7 +167,7 @@ def train_clip(out: str | Path, steps: int = CLIP_STEPS, batch: int = CLIP_BATCH
             k = 50 if (step + 1) % 50 == 0 else (step + 1) % 50
             a = stats / k
             log(f"[clip] step {step + 1:5d}/{steps}  clip {a[0]:.3f}  label {a[1]:.3f}  sig {a[2]:.3f}"
-                f"  i2t {a[3]:.3f}  label-top1 {a[4]:.3f}  scale {float(scale):.1f}"
+                f"  i2t {a[3]:.3f}  label-top1 {a[4]:.3f}  scale {scale.item():.1f}"
                 f"  {el:6.0f}s  eta {el / (step + 1) * (steps - step - 1):5.0f}s")
             stats[:] = 0
     folder = models.save_clip(model, out / "clip", tok_dir)

@@ -168,6 +168,10 @@ def test_a_cnn_says_it_has_no_patches_and_runs_nothing(studio, tmp_path, photo):
     assert not studio.widget("inspect.run_probe").isEnabled()
     show_tab(studio, "patches")
     assert "no patches" in studio.widget("inspect.geometry_info").text()
+    studio.click("inspect.new_scene")  # a Shapes-world scene, its caption in the status bar
+    image = studio.session.app.image
+    assert image.size == (64, 64) and image.source.startswith("shapes-world:")
+    assert image.info["caption"] in studio.session.app.message
     studio.wait_idle()
     assert jobs == []
 

@@ -41,6 +41,10 @@ def test_cnn_channels_tree_statistics_and_receptive_field(studio, tmp_path, phot
     assert studio.widget("inspect.top_channels").count() == 8
     assert st.stats.layer == "layer1" and studio.widget("inspect.histogram")._counts.sum() > 0
 
+    # Without a chosen channel, the export is the whole grid.
+    raw = panel(studio).features.export.export("npy", tmp_path / "grid.npy")
+    assert np.load(raw).shape == (64, 56, 56)
+
     jobs = count_jobs(studio)
     grid = studio.widget("inspect.feature_view")
     studio.qtbot.mouseClick(grid, Qt.MouseButton.LeftButton, pos=grid.tile_centre(9).toPoint())

@@ -3,9 +3,11 @@ generate (PNG + metadata + gallery), determinism, Ctrl+Enter queueing and reorde
 retry, dropping an A1111 PNG, sending the result, undo of applied results."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QItemSelectionModel, Qt
 
 from studio.core.paint_requests import PaintRequest
 from studio.media.imageio import save_png
@@ -76,12 +78,11 @@ def test_ctrl_enter_queues_jobs_that_can_be_reordered_and_cancelled(studio):
             == ["first", "second", "third"]
         assert queue.count() == 3 and len(list((studio.session.paths.journal / "jobs").glob("*.json"))) == 3
         studio.widget("paint.tabs").setCurrentWidget(studio.widget("paint.queue_tab"))  # the Queue tab
-        queue.item(2).setSelected(True)
+        queue.setCurrentRow(2, QItemSelectionModel.SelectionFlag.ClearAndSelect)
         studio.click("paint.queue_up")
         studio.click("paint.queue_up")
         assert [queue.item(i).text().split()[-1] for i in range(3)] == ["third", "first", "second"]
-        queue.clearSelection()
-        queue.item(2).setSelected(True)
+        queue.setCurrentRow(2, QItemSelectionModel.SelectionFlag.ClearAndSelect)
         studio.click("paint.queue_cancel")
         assert queue.count() == 2
         assert len(list((studio.session.paths.journal / "jobs").glob("*.json"))) == 2
@@ -99,7 +100,9 @@ def test_cancel_stops_the_running_generation(studio):
     studio.widget("paint.prompt").setPlainText("a long one")
     studio.click("paint.generate")
     status = studio.widget("paint.status")
-    studio.qtbot.waitUntil(lambda: "Step 2/" in status.text(), timeout=60000)
+    step = re.compile(r"Step (\d+)/150")
+    studio.qtbot.waitUntil(lambda: (m := step.search(status.text())) is not None and int(m.group(1)) >= 2,
+                           timeout=60000)
     studio.click("paint.cancel")
     studio.wait_idle(30)
     assert "Cancelled" in status.text() and not st.busy and st.last_result is None

@@ -171,8 +171,11 @@ class ExplainTab(QWidget):
     def refresh(self) -> None:
         st = self.session.inspect
         jobs = st.jobs
-        self.cam_button.setEnabled("cam" not in jobs)
-        self.occ_button.setEnabled("occlusion" not in jobs)
+        card = self.panel.card()
+        # CLIP towers have no class head: say so rather than offer a run that can only fail.
+        headless = card is not None and card.task == "clip"
+        self.cam_button.setEnabled("cam" not in jobs and not headless)
+        self.occ_button.setEnabled("occlusion" not in jobs and not headless)
         self.cancel_button.setEnabled("occlusion" in jobs)
         self.progress.setValue(int(st.occ_progress * 1000))
         self._fill_classes()
@@ -190,6 +193,9 @@ class ExplainTab(QWidget):
             method = dict(METHODS)[cam.method]
             self.cam_info.setText(f"{method} of “{cam.target_label}” (class {cam.target_class}) at "
                                   f"{cam.layer}: {cam.cam.shape[1]}×{cam.cam.shape[0]} map ({cam.seconds:.2f} s)")
+        elif headless:
+            self.cam_info.setText(f"{card.name} is a CLIP model: it has no class head, so there is no class "
+                                  "to explain. Use the Attention tab, or Label > Region for a word.")
         else:
             self.cam_info.setText("Grad-CAM: which regions raise the class score (gradients at a layer).")
         occ = st.occlusion

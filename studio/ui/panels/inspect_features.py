@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QHBoxLayout, Q
                                QListWidgetItem, QPushButton, QSpinBox, QTabWidget, QTreeWidget,
                                QTreeWidgetItem, QVBoxLayout, QWidget)
 
-from studio.core.colormap import COLORMAPS
+from studio.core.colormap import COLORMAPS, mosaic_rgb
 from studio.ui.panels.inspect_jobs import spatial_layers
 from studio.ui.widgets.inspect_export import ExportBar, ExportItem
 from studio.ui.widgets.inspect_overlay import CanvasView, image_composite
@@ -72,7 +72,7 @@ class FeaturesTab(QWidget):
         self.sections.setObjectName("inspect.feature_sections")
         self.sections.setDocumentMode(True)
         self.sections.addTab(self._build_channels(), "Channels")
-        self.sections.addTab(self._build_tree(), "Layer tree")
+        self.sections.addTab(self._build_tree(), "Tree")
         self.sections.addTab(self._build_stats(), "Most active")
         self.sections.addTab(self._build_rf(), "Receptive field")
         lay.addWidget(self.sections, 1)
@@ -236,11 +236,17 @@ class FeaturesTab(QWidget):
         return {}
 
     def export_item(self) -> Optional[ExportItem]:
+        """The chosen channel over the image; without one, the whole channel grid."""
+        st = self.session.inspect
         view, image = self.canvas_view(), self.session.app.image
-        if view is None or image is None:
+        if view is not None and image is not None:
+            rgb = image_composite(image.rgb(), view, st.opacity)
+            return ExportItem(view.name.replace(".", "_"), rgb, np.asarray(view.values, np.float32))
+        fm = st.feature_maps
+        if fm is None:
             return None
-        rgb = image_composite(image.rgb(), view, self.session.inspect.opacity)
-        return ExportItem(view.name.replace(".", "_"), rgb, np.asarray(view.values, np.float32))
+        return ExportItem(f"channels-{fm.layer}".replace(".", "_"), mosaic_rgb(fm.maps, st.colormap),
+                          np.asarray(fm.maps, np.float32))
 
     # -- state → widgets ----------------------------------------------------------------------------
     def on_state(self, name: str, value) -> None:

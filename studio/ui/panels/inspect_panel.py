@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QFrame, QGroupBox, QHBoxLayout, QLabel,
-                               QScrollArea, QSlider, QTabWidget, QVBoxLayout, QWidget)
+                               QPushButton, QScrollArea, QSlider, QTabWidget, QVBoxLayout, QWidget)
 
 from studio.catalog import store
 from studio.core.errors import StudioError
@@ -69,8 +69,15 @@ class InspectPanel(QWidget):
         self.model_note = QLabel(self)
         self.model_note.setObjectName("inspect.model_note")
         self.model_note.setWordWrap(True)
+        self.scene_button = QPushButton("Scene", self)
+        self.scene_button.setObjectName("inspect.new_scene")
+        self.scene_button.setToolTip("Open a new Shapes-world scene (the world the starter models learned), "
+                                     "with its caption as the ground truth")
+        mrow = QHBoxLayout()
+        mrow.addWidget(self.model_combo, 1)
+        mrow.addWidget(self.scene_button)
         form = QFormLayout()
-        form.addRow("Model", self.model_combo)
+        form.addRow("Model", mrow)
         lay.addLayout(form)
         lay.addWidget(self.model_note)
 
@@ -149,6 +156,7 @@ class InspectPanel(QWidget):
         self._update_model_note()
 
         self.model_combo.currentIndexChanged.connect(self._model_changed)
+        self.scene_button.clicked.connect(self.new_scene)
         self.patch_check.toggled.connect(lambda on: setattr(st, "show_patches", on))
         self.patch_combo.currentIndexChanged.connect(
             lambda i: st.set_patch_size(self.patch_combo.itemData(i)))
@@ -242,6 +250,20 @@ class InspectPanel(QWidget):
     # -- actions ------------------------------------------------------------------------------------
     def run_features(self) -> None:
         self.jobs.run_features()
+
+    def new_scene(self) -> None:
+        """Show the next Shapes-world test scene (deterministic: the same sequence every session)."""
+        from studio.core.image import StudioImage
+        from studio.starter.world import SPLITS, make_scene
+
+        self._scene += 1
+        seed = SPLITS["test"] + self._scene
+        scene = make_scene(seed)
+        self.session.app.clear_error()
+        self.session.app.image = StudioImage(scene.image, f"shapes-world:{seed}", {"caption": scene.caption})
+        self.session.app.message = f"Shapes world scene {self._scene}: {scene.caption}"
+
+    _scene = 0
 
     def current_tab(self):
         return self._tabs[self.session.inspect.tab]
@@ -356,6 +378,14 @@ class InspectPanel(QWidget):
             self._maybe_probe()
         elif name == "probe":
             self._refresh_tabs()
+        elif name == "model_id":  # also when set from outside the combo (a script, a test)
+            i = self.model_combo.findData(value)
+            if i >= 0 and i != self.model_combo.currentIndex():
+                self.model_combo.blockSignals(True)
+                self.model_combo.setCurrentIndex(i)
+                self.model_combo.blockSignals(False)
+                self._update_model_note()
+                self._refresh_tabs()
         elif name in ATTENTION_FIELDS:
             self.attention.redraw()
         elif name == "model_hover":

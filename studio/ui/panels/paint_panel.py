@@ -282,6 +282,7 @@ class PaintPanel(QWidget):
             on_cancelled=lambda: self._cancelled(req))
         self._jobs[req.uid] = job
         self._update_busy()
+        self.queue.refresh()  # the runtime announced the job before putting it on the lane
         self.schedule_save()
         return job
 

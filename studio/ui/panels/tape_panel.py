@@ -24,7 +24,7 @@ from studio.core.image import StudioImage
 from studio.core.tape_requests import (VIDEO_SUFFIXES, ClipConsistencyRequest, ConsistencyRequest, ExportClipRequest,
                                        ImportClipRequest, InbetweenRequest, pipeline_of, validate)
 from studio.media.imageio import SUPPORTED_SUFFIXES
-from studio.state.tape_state import onion_overlay
+from studio.ui.widgets.tape_canvas import TapeCanvas
 from studio.ui.widgets.tape_forms import CheckForm, EditForm, FilesForm, GenerateForm
 from studio.ui.widgets.tape_sparkline import ConsistencySparkline
 from studio.ui.widgets.tape_timeline import TapeTimeline
@@ -46,12 +46,14 @@ class TapePanel(QWidget):
         self._fresh_layout = not session.settings.get("ui.state")
         self._placed = False
         self._check_ids: tuple = ()
+        self._restored = False
         self._ssim = None
         self.job = None
 
         self.timeline = TapeTimeline(st, self)
-        self.scroll = QScrollBar(Qt.Orientation.Horizontal, self)
-        self.scroll.setObjectName("tape.scroll")
+        self.view = TapeCanvas(st, lambda: getattr(window, "canvas", None))
+        self.scroll_bar = QScrollBar(Qt.Orientation.Horizontal, self)
+        self.scroll_bar.setObjectName("tape.scroll")
         self.sparkline = ConsistencySparkline(st, self.timeline, self)
         self.gen = GenerateForm(st, session.catalog, self)
         self.edit = EditForm(st, session.catalog, self)
@@ -115,7 +117,7 @@ class TapePanel(QWidget):
         right = QVBoxLayout()
         right.addLayout(transport)
         right.addWidget(self.timeline)
-        right.addWidget(self.scroll)
+        right.addWidget(self.scroll_bar)
         right.addWidget(self.sparkline)
         right.addLayout(status)
         right.addStretch(1)
@@ -156,7 +158,7 @@ class TapePanel(QWidget):
         self.timeline.range_selected.connect(lambda a, b: st.update(in_point=a, out_point=b))
         self.timeline.play_toggled.connect(self.toggle_play)
         self.timeline.view_changed.connect(self._sync_scroll)
-        self.scroll.valueChanged.connect(lambda v: self.timeline.set_offset(float(v)))
+        self.scroll_bar.valueChanged.connect(lambda v: self.timeline.set_offset(float(v)))
         self.sparkline.jump.connect(self._scrub)
         g.generate.clicked.connect(self.generate)
         g.cancel.clicked.connect(self.cancel)
@@ -359,7 +361,7 @@ class TapePanel(QWidget):
             if busy:
                 self._report(BadInputError("A consistency check needs a clip of at least two frames."))
             return
-        metric = self.checks.metric.currentData() or "ssim"
+        metric = self.checks.metric_combo.currentData() or "ssim"
         ids = self._check_ids = st.frame_ids
         frames = st.frames
 
@@ -522,12 +524,12 @@ class TapePanel(QWidget):
 
     def _sync_scroll(self) -> None:
         tl = self.timeline
-        self.scroll.blockSignals(True)
-        self.scroll.setRange(0, int(tl.max_offset()))
-        self.scroll.setPageStep(max(1, tl.width()))
-        self.scroll.setSingleStep(max(1, int(tl.frame_w)))
-        self.scroll.setValue(int(tl.offset))
-        self.scroll.blockSignals(False)
+        self.scroll_bar.blockSignals(True)
+        self.scroll_bar.setRange(0, int(tl.max_offset()))
+        self.scroll_bar.setPageStep(max(1, tl.width()))
+        self.scroll_bar.setSingleStep(max(1, int(tl.frame_w)))
+        self.scroll_bar.setValue(int(tl.offset))
+        self.scroll_bar.blockSignals(False)
 
     # -- the canvas ------------------------------------------------------------------------
     def _on_app(self, name: str, value) -> None:
@@ -535,6 +537,7 @@ class TapePanel(QWidget):
             return
         if value == "tape":
             self._place_dock()
+            self._restore_last()
             self._show_frame()
         else:
             self.stop()
@@ -554,39 +557,27 @@ class TapePanel(QWidget):
             # Sized once the dock is shown (the window shows it after this workspace change).
             QTimer.singleShot(0, lambda: self.window_.resizeDocks([dock], [330], Qt.Orientation.Vertical))
 
-    def _display(self, image: StudioImage) -> None:
-        """Show `image` on the canvas, keeping the user's zoom and scroll when the size is unchanged."""
-        c = self.canvas
-        if c is None:
-            return
-        old = c.image()
-        keep = old is not None and old.size == image.size and not getattr(c, "_fit_mode", True)
-        if keep:
-            transform, h, v = c.transform(), c.horizontalScrollBar().value(), c.verticalScrollBar().value()
-        c.set_image(image)
-        if keep:
-            c.setTransform(transform)
-            c._fit_mode = False
-            c.horizontalScrollBar().setValue(h)
-            c.verticalScrollBar().setValue(v)
-
     def _show_frame(self) -> None:
-        st = self.state
-        frame = st.current()
-        if not self._shown() or frame is None or self.canvas is None:
-            return
-        self._display(StudioImage(frame, f"tape frame {st.playhead + 1}"))
-        overlay = onion_overlay(st.frames, st.playhead, st.onion_depth) if st.onion else None
-        self.canvas.set_overlay(overlay, st.onion_opacity, smooth=False)
+        if self._shown():
+            self.view.show_frame()
 
     def _show_preview(self, preview) -> None:
-        if not self._shown() or self.canvas is None or not len(preview.frames):
+        if self._shown():
+            self.view.show_preview(preview)
+
+    def _restore_last(self) -> None:
+        """Reopen the newest clip kept in the library (each render is saved there as it finishes), so a
+        restart, even after a crash, comes back to the last clip."""
+        if self._restored or self.state.count or self.state.busy:
             return
-        i = min(self.state.playhead, len(preview.frames) - 1)
-        small = preview.frames[i]
-        scale = max(1, 256 // max(1, small.shape[0]))
-        big = np.repeat(np.repeat(small, scale, axis=0), scale, axis=1)
-        self._display(StudioImage(np.ascontiguousarray(big), f"preview, {preview.text}"))
+        self._restored = True
+        root = self.session.paths.library / "tape"
+        try:
+            kept = sorted((p for p in root.iterdir() if (p / "recipe.json").is_file()), key=lambda p: p.name)
+        except OSError:
+            return
+        if kept and self.import_paths([kept[-1]]) is not None:
+            self.state.status = f"Reopening the last clip ({kept[-1].name})…"
 
     def hideEvent(self, event) -> None:
         self.stop()

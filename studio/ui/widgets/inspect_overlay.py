@@ -22,7 +22,7 @@ from PySide6.QtWidgets import QGraphicsItem
 from studio.core.colormap import apply as apply_colormap
 
 MAX_OVERLAY_SIDE = 1024  # the canvas stretches the overlay to the image; more pixels add nothing visible
-OUTSIDE = (0, 0, 0, 150)  # cropped-away pixels: dimmed, so the user sees what the model did not
+OUTSIDE = (0, 0, 0, 200)  # cropped-away pixels: dimmed, so the user sees what the model did not see
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import time
 from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QLineEdit, QListView, QListWidget, QListWidgetItem,
-                               QPushButton, QVBoxLayout, QWidget)
+                               QPushButton, QToolButton, QVBoxLayout, QWidget)
 
 from studio.media.gallery import Gallery, ReindexRequest, ThumbnailRequest
 from studio.ui.convert import array_to_pixmap
@@ -31,6 +31,8 @@ class PaintGallery(QWidget):
         self.search.setObjectName("paint.gallery_search")
         self.search.setPlaceholderText("Search prompts…")
         self.search.setClearButtonEnabled(True)
+        for button in self.search.findChildren(QToolButton):  # the clear button Qt adds
+            button.setObjectName("paint.gallery_search_clear")
         lay.addWidget(self.search)
         row = QHBoxLayout()
         self.model = QComboBox(self)

@@ -3,7 +3,7 @@ the order they will run). Drag a queued job, or use Up/Down, to reorder; Cancel 
 jobs. The journal follows every change, so the queue comes back after a crash."""
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QItemSelectionModel, Qt
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton,
                                QVBoxLayout, QWidget)
 
@@ -61,7 +61,10 @@ class PaintQueue(QWidget):
         running = [j for j in self.runtime.active() if is_paint(j) and j.state is JobState.RUNNING]
         queued = [j for j in self.runtime.queued() if is_paint(j)]
         rest = [j for j in self.runtime.active() if is_paint(j) and j not in running and j not in queued]
-        return running + rest + queued  # `rest`: taken by the lane, about to be marked running
+        # Neither running nor waiting: taken by the lane a moment ago (older than the queue: first), or
+        # being submitted right now (newer: last).
+        newest = max((j.id for j in queued), default=-1)
+        return running + [j for j in rest if j.id < newest] + queued + [j for j in rest if j.id > newest]
 
     def _job_changed(self, job) -> None:
         if not is_paint(job):
@@ -110,7 +113,8 @@ class PaintQueue(QWidget):
         return self.runtime.jobs.get(job_id)
 
     def move_selected(self, delta: int) -> None:
-        items = self.list.selectedItems()
+        current = self.list.currentItem()
+        items = [current] if current is not None and current.isSelected() else self.list.selectedItems()
         if not items:
             return
         queued = [j for j in self.runtime.queued() if is_paint(j)]
@@ -125,7 +129,8 @@ class PaintQueue(QWidget):
         queued.insert(j, queued.pop(i))
         self.apply_order(queued)
         for k in range(self.list.count()):
-            self.list.item(k).setSelected(self.list.item(k).data(JOB_ROLE) == job.id)
+            if self.list.item(k).data(JOB_ROLE) == job.id:
+                self.list.setCurrentRow(k, QItemSelectionModel.SelectionFlag.ClearAndSelect)
 
     def apply_order(self, order: list) -> None:
         """Run the paint jobs of `order` in that order (other lanes' jobs keep their places)."""
@@ -146,8 +151,9 @@ class PaintQueue(QWidget):
         self.apply_order(order)
 
     def cancel_selected(self) -> None:
-        for item in self.list.selectedItems():
-            job = self._job(item.data(JOB_ROLE))
+        ids = [item.data(JOB_ROLE) for item in self.list.selectedItems()]  # cancelling rebuilds the list
+        for job_id in ids:
+            job = self._job(job_id)
             if job is not None:
                 self._on_cancel(job)
         self.refresh()

@@ -141,11 +141,11 @@ class GenerateForm(_Bound):
         self.steps = spin(self, "tape.steps", 1, MAX_STEPS, "Denoising steps")
         self.cfg = dspin(self, "tape.cfg", 0.0, 30.0, 0.5, "Classifier-free guidance scale")
         self.seed = spin(self, "tape.seed", -1, min(MAX_SEED, 2**31 - 1), "Seed (-1: random each time)", "Random")
-        self.window = spin(self, "tape.window", 0, 256, "Frames the model sees at once; longer clips run in "
+        self.window_spin = spin(self, "tape.window", 0, 256, "Frames the model sees at once; longer clips run in "
                            "overlapping windows (0: the model's length, smaller if memory is short)", "Auto")
         for i, (label, w) in enumerate((("Frames", self.frames), ("FPS", self.fps), ("Width", self.width_),
                                         ("Height", self.height_), ("Steps", self.steps), ("CFG", self.cfg),
-                                        ("Seed", self.seed), ("Window", self.window))):
+                                        ("Seed", self.seed), ("Window", self.window_spin))):
             w.setButtonSymbols(QAbstractSpinBox.ButtonSymbols.NoButtons)
             grid.addWidget(QLabel(label, self), i // 2, (i % 2) * 2)
             grid.addWidget(w, i // 2, (i % 2) * 2 + 1)
@@ -202,7 +202,7 @@ class GenerateForm(_Bound):
         for field, w, cast in (("prompt", self.prompt, None), ("negative_prompt", self.negative, None),
                                ("num_frames", self.frames, int), ("fps", self.fps, float),
                                ("width", self.width_, int), ("height", self.height_, int), ("steps", self.steps, int),
-                               ("cfg_scale", self.cfg, float), ("seed", self.seed, int), ("window", self.window, int),
+                               ("cfg_scale", self.cfg, float), ("seed", self.seed, int), ("window", self.window_spin, int),
                                ("travel", self.travel, None), ("image_strength", self.image_strength, float)):
             self.bind(field, w, cast)
         self.model.currentIndexChanged.connect(self._model_chosen)
@@ -437,18 +437,18 @@ class CheckForm(QWidget):
         self.setObjectName("tape.check_tab")
         lay = QVBoxLayout(self)
         form = QFormLayout()
-        self.metric = _named(QComboBox(self), "tape.check_metric",
+        self.metric_combo = _named(QComboBox(self), "tape.check_metric",
                              "Similarity of consecutive frames: pixels (SSIM), or a CLIP model's image embeddings")
-        self.metric.addItem("Pixels (SSIM)", "ssim")
+        self.metric_combo.addItem("Pixels (SSIM)", "ssim")
         for card in catalog.cards("clip"):
             if card_ready(card):
-                self.metric.addItem(f"CLIP: {card.name}", f"clip:{card.id}")
+                self.metric_combo.addItem(f"CLIP: {card.name}", f"clip:{card.id}")
         self.check = button(self, "tape.check", "Check consistency",
                             "Frame-to-frame similarity and optical-flow warping error: the sparkline under the tape")
         self.info = _named(QLabel("The sparkline under the tape shows where the clip jumps; click a spike to go "
                                   "there.", self), "tape.check_info")
         self.info.setWordWrap(True)
-        form.addRow("Metric", self.metric)
+        form.addRow("Metric", self.metric_combo)
         lay.addLayout(form)
         lay.addWidget(self.check)
         lay.addWidget(self.info)

@@ -166,7 +166,7 @@ class TapeTimeline(QWidget):
             return
         fw = self.frame_w
         first = max(0, int(self.offset // fw))
-        last = min(n - 1, int(math.ceil((self.offset + w) / fw)))
+        last = min(n - 1, int(math.ceil((self.offset + w) / fw)) - 1)  # the frame cut by the right edge
         self.last_paint["first"], self.last_paint["last"] = first, last
         top = RULER_H + KEYS_H + 2
         # At low zoom several frames share one thumbnail's width: draw every `every`-th frame's.
