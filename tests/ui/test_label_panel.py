@@ -184,8 +184,11 @@ def test_word_to_region_overlay_mask_and_send_to_paint(label_ws):
     assert not label_ws.canvas.has_overlay()
     label_ws.widget("label.show_overlay").setChecked(True)
     label_ws.click("label.send_to_paint")
-    assert s.app.workspace == "paint" and not label_ws.canvas.has_overlay()
+    assert s.app.workspace == "paint"
     assert s.app.mask.shape == (64, 64) and s.app.mask.dtype == np.uint8 and s.app.mask.any()
+    # Paint takes the word's mask as its inpainting mask and shows it (its own red overlay).
+    assert s.paint.mask is not None and np.array_equal(s.paint.mask > 0, s.app.mask > 0)
+    assert label_ws.canvas.has_overlay()
 
 
 def test_label_without_an_image_says_so(studio):
