@@ -43,14 +43,14 @@ SCHEMA: tuple[Option, ...] = (
     Option("inspect.show_patches", False, "Show the patch grid over the image."),
     Option("inspect.colormap", "viridis", "Colormap of feature maps.",
            ("viridis", "magma", "gray", "coolwarm")),
-    Option("inspect.model", "resnet18-untrained", "Model used by the inspect workspace."),
+    Option("inspect.model", "starter-cnn", "Model used by the inspect workspace."),
     Option("paint.model", "", "Model the paint workspace generates with (empty: the starter pipeline "
            "when installed, else the first image-generation card)."),
     Option("paint.scheduler", "Euler a", "Sampler of the paint workspace (A1111 name, e.g. DPM++ 2M Karras)."),
     Option("paint.steps", 20, "Denoising steps of a new generation."),
     Option("paint.cfg_scale", 7.0, "Classifier-free guidance scale of a new generation."),
-    Option("paint.width", 512, "Width of a new text-to-image generation, in pixels."),
-    Option("paint.height", 512, "Height of a new text-to-image generation, in pixels."),
+    Option("paint.width", 64, "Width of a new text-to-image generation, in pixels."),
+    Option("paint.height", 64, "Height of a new text-to-image generation, in pixels."),
     Option("paint.preview_every", 1, "Show a live preview every N denoising steps (0: no preview)."),
     Option("plugins.disabled", [], "Ids of plugins not to load (Plugins > Manage Plugins…; applies at the next start)."),
 )

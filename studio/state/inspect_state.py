@@ -82,7 +82,7 @@ class InspectState(Observable):
         self.patch_size: int = 16
         self.show_patches: bool = False
         self.hover_patch: tuple[int, int, int] | None = None  # (row, col, index) of the uniform grid
-        self.model_id: str = "resnet18-untrained"
+        self.model_id: str = "starter-cnn"
         self.layers: tuple[str, ...] = ()
         self.layer: str = ""
         self.colormap: str = "viridis"

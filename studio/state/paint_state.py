@@ -67,8 +67,8 @@ class PaintState(Observable):
         self.scheduler = "Euler a"
         self.steps = 20
         self.cfg_scale = 7.0
-        self.width = 512
-        self.height = 512
+        self.width = 64
+        self.height = 64
         self.seed = -1  # -1: a new random seed for each generation
         self.batch_count = 1
         self.strength = 0.75

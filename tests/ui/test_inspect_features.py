@@ -27,6 +27,7 @@ def photo():
 def test_cnn_channels_tree_statistics_and_receptive_field(studio, tmp_path, photo):
     st = studio.session.inspect
     open_array(studio, tmp_path, photo)
+    choose_model(studio, "resnet18-untrained")
     result = studio.feature_maps(layer=None)
     assert result is not None and result.layer == "layer1"
     wait_for(studio, lambda: st.tree is not None and st.stats is not None, 30, "follow-ups")

@@ -20,8 +20,11 @@ SIZES = (8, 14, 16, 32)
 
 @pytest.fixture
 def black(studio, write_image):
-    """The studio with a black 64x48 image open."""
+    """The studio with a black 64x48 image open and the seeded ResNet-18 chosen."""
     assert studio.open_image(write_image(np.zeros((48, 64, 3), np.uint8))) is not None
+    combo = studio.widget("inspect.model")
+    combo.setCurrentIndex(combo.findData("resnet18-untrained"))
+    studio.wait_idle()
     return studio
 
 

@@ -229,9 +229,24 @@ class PaintPanel(QWidget):
         if self.model.count() != len(self.session.catalog.cards("diffusion") + self.session.catalog.cards("inpaint")):
             self.refresh_models()
 
+    def native_size(self, model_id: str) -> int | None:
+        """The side a model was trained at: card option `size`, else its family's (SDXL 1024, SD 512)."""
+        try:
+            card = self.session.catalog.get(model_id)
+        except Exception:  # noqa: BLE001 - a model id not in the catalog keeps the current size
+            return None
+        if card.options.get("size"):
+            return int(card.options["size"])
+        return 1024 if "xl" in card.id.lower() else 512
+
     def _model_chosen(self, index: int) -> None:
-        if index >= 0:
-            self.session.paint.model_id = self.model.itemData(index)
+        if index < 0:
+            return
+        st = self.session.paint
+        st.model_id = self.model.itemData(index)
+        side = self.native_size(st.model_id)
+        if side and st.mode == "txt2img":
+            st.update(width=side, height=side)
 
     def _mode_chosen(self, index: int) -> None:
         st, img = self.session.paint, self.session.app.image
