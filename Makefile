@@ -25,8 +25,9 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	QT_QPA_PLATFORM=offscreen HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m slow
 
+# Every benchmark -> bench/results.json + docs/benchmarks.md. `make bench BENCH_ARGS="--quick --only gpu"`.
 bench: $(STAMP)
-	QT_QPA_PLATFORM=offscreen HF_HUB_OFFLINE=1 $(PY) -m bench
+	QT_QPA_PLATFORM=offscreen HF_HUB_OFFLINE=1 OMP_WAIT_POLICY=PASSIVE $(PY) -m bench $(BENCH_ARGS)
 
 screenshot: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m studio.ui.screenshot docs/screenshot.png

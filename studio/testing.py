@@ -28,6 +28,7 @@ WORKSPACES = ("inspect", "label", "chat", "paint", "tape")
 DEFAULT_TIMEOUT = 10.0
 FEATURES_TIMEOUT = 60.0  # the first run imports torch and builds the model on the GPU lane
 GENERATE_TIMEOUT = 120.0  # paint: loading the pipeline plus every step of the batch
+PASTE_OVER = 1000  # longer texts are inserted at once (pasted), not typed key by key
 
 
 # -- leak checks (also used by the suite's autouse guard in tests/conftest.py) ------------------
@@ -196,6 +197,34 @@ class StudioDriver:
         return self.widget("canvas")
 
     # -- generic actions ------------------------------------------------------------------
+    def type_text(self, box, text: str) -> None:
+        """Type `text` into the text field `box` as a user does: key presses for each character.
+        QTest's keyClicks only knows ASCII (other characters abort Qt), so any other character,
+        emoji included, is sent as a key event carrying that text, as an input method does. A text
+        over PASTE_OVER characters is inserted at once, as pasting does, since nobody types it."""
+        from PySide6.QtCore import QEvent, Qt
+        from PySide6.QtGui import QKeyEvent
+        from PySide6.QtWidgets import QApplication
+
+        if len(text) > PASTE_OVER:
+            (box.insertPlainText if hasattr(box, "insertPlainText") else box.insert)(text)
+            return
+        run: list[str] = []
+
+        def flush() -> None:
+            if run:
+                self.qtbot.keyClicks(box, "".join(run))
+                run.clear()
+
+        for ch in text:
+            if " " <= ch <= "~":
+                run.append(ch)
+                continue
+            flush()
+            for kind in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease):
+                QApplication.sendEvent(box, QKeyEvent(kind, Qt.Key.Key_unknown, Qt.KeyboardModifier.NoModifier, ch))
+        flush()
+
     def click(self, name: str, timeout: float = DEFAULT_TIMEOUT) -> None:
         """Click the button `name` with the mouse, once it is enabled (it must be visible)."""
         from PySide6.QtCore import Qt
@@ -376,7 +405,7 @@ class StudioDriver:
         for i, line in enumerate(lines):
             if i:
                 self.qtbot.keyClick(box, Qt.Key.Key_Return)
-            self.qtbot.keyClicks(box, line)
+            self.type_text(box, line)
         button = self.widget("label.run")
         self._wait(button.isEnabled, timeout, "label.run becoming enabled")
         self.qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
@@ -402,7 +431,7 @@ class StudioDriver:
         if "\n" in question:
             box.insertPlainText(question)  # typed, a line break would send the first line
         else:
-            self.qtbot.keyClicks(box, question)
+            self.type_text(box, question)
         button = self.widget("chat.send")
         self._wait(button.isEnabled, timeout, "chat.send becoming enabled")
         self.qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
@@ -466,7 +495,7 @@ class StudioDriver:
         if "\n" in prompt:
             box.setPlainText(prompt)  # keyClicks cannot type a line break into a QPlainTextEdit
         else:
-            self.qtbot.keyClicks(box, prompt)
+            self.type_text(box, prompt)
         # Mode and model first: they decide which widgets show and the image size.
         for name in sorted(params, key=lambda k: (k not in ("mode", "model"), k)):
             value = params[name]
@@ -511,7 +540,7 @@ class StudioDriver:
         box = self.widget("tape.prompt")
         box.setFocus()
         box.clear()
-        self.qtbot.keyClicks(box, prompt)
+        self.type_text(box, prompt)
         self.widget("tape.frames").setValue(int(frames))
         self.click("tape.generate")
         self.wait_idle(timeout)

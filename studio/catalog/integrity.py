@@ -162,6 +162,8 @@ def _layout_problems(card: ModelCard, path: Path) -> list[str]:
         except (OSError, ValueError):
             return []  # reported by the JSON check
         skip = set(card.options.get("skip", []))
+        if card.options.get("text_encoder"):  # supplied from another folder (the starter pipelines' CLIP)
+            skip.add("text_encoder")
         out = []
         for name, spec in components.items():
             if name.startswith("_") or name in skip or not isinstance(spec, list) or spec[0] is None:

@@ -5,7 +5,13 @@ sentence, while the traceback goes to the log and the error dialog's details.
 """
 from __future__ import annotations
 
+import errno
 import traceback
+
+# Errors of the disk rather than of the studio: the user can fix them (free space, permissions).
+_DISK_ERRNOS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
+                errno.EROFS: "the folder is on a read-only file system",
+                errno.EACCES: "the studio may not write there", errno.EPERM: "the studio may not write there"}
 
 
 class StudioError(Exception):
@@ -36,5 +42,15 @@ def as_studio_error(exc: BaseException) -> StudioError:
             exc.detail = "".join(traceback.format_exception(exc))
         return exc
     detail = "".join(traceback.format_exception(exc))
+    if isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS:
+        where = f"“{exc.filename}”" if exc.filename else "a file"
+        return StudioError(f"Could not write {where}: {_DISK_ERRNOS[exc.errno]} ({exc.strerror or exc}). "
+                           "Free some space or make the folder writable, then "
+                           "try again.", detail)
+    text = str(exc)
+    if type(exc).__module__ == "sqlite3" and ("disk is full" in text or "readonly database" in text):
+        why = "the disk is full" if "full" in text else "its folder is read-only"
+        return StudioError(f"Could not save to the studio's database: {why} ({text}); the last change was "
+                           "rolled back. Free some space or make the folder writable, then try again.", detail)
     name = type(exc).__name__
     return StudioError(f"Unexpected error ({name}): {exc}", detail)

@@ -168,6 +168,7 @@ class PaintResult:
     paths: tuple[str, ...]
     seconds: float
     model_name: str = ""
+    notes: tuple[str, ...] = ()  # what the user should know about a run that succeeded (a cut prompt)
 
 
 @dataclass(frozen=True, eq=False)

@@ -17,6 +17,20 @@ def studio_home() -> Path:
     return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
 
 
+def inside(folder: str | os.PathLike, name: str | os.PathLike) -> Path:
+    """`folder / name`, for a `name` read from a file (a recipe, a journal entry) that anyone may have
+    written: an absolute path, `..` or a link that leads out of `folder` raises BadInputError, so such
+    a file can never make the studio read or write outside its own folder."""
+    from studio.core.errors import BadInputError
+
+    base = Path(folder).resolve()
+    text = os.fspath(name)
+    target = (base / text).resolve()
+    if not text or Path(text).is_absolute() or target == base or not target.is_relative_to(base):
+        raise BadInputError(f"A saved file names “{text}”, which is outside its folder {base.name}/: refused.")
+    return target
+
+
 def repo_root() -> Path:
     """The checkout or install root that holds assets/ (next to the studio package)."""
     return Path(__file__).resolve().parents[2]

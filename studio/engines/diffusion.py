@@ -321,7 +321,29 @@ def run(req: PaintRequest, ctx, models) -> PaintResult:
             pipe._interrupt = False
     ctx.progress(1.0, "Done")
     return PaintResult(req.uid, tuple(images), tuple(seeds), tuple(i.source for i in images),
-                       time.perf_counter() - t0, base.card.name)
+                       time.perf_counter() - t0, base.card.name, prompt_notes(pipe, req))
+
+
+def prompt_notes(pipe, req: PaintRequest) -> tuple[str, ...]:
+    """Say when a prompt is longer than the text encoder reads (CLIP: 77 tokens): the pipeline cuts
+    it silently, and a user who pasted a page should know that most of it was ignored."""
+    tok = getattr(pipe, "tokenizer", None)
+    limit = int(getattr(tok, "model_max_length", 0) or 0)
+    if tok is None or not 0 < limit < 100_000:
+        return ()
+    notes = []
+    for what, text in (("prompt", req.prompt), ("negative prompt", req.negative_prompt)):
+        if not text or len(text) < limit:  # a token is at least one character
+            continue
+        try:
+            count = len(tok(text, truncation=False, verbose=False).input_ids)
+        except Exception:  # a tokenizer that cannot count is no reason to fail a finished job
+            log.debug("could not count the tokens of the %s", what, exc_info=True)
+            continue
+        if count > limit:
+            notes.append(f"the {what} is {count} tokens long; the model reads the first {limit}, "
+                         "the rest was ignored")
+    return tuple(notes)
 
 
 def register(registry) -> None:

@@ -229,7 +229,20 @@ def load_transformers(spec: LoadSpec) -> Loaded:
         kwargs["attn_implementation"] = card.options["attn_implementation"]
     if spec.offload:
         kwargs.update(device_map="auto", max_memory=spec.max_memory)
-    model = auto.from_pretrained(str(path), **kwargs).eval()
+    if card.task == "vlm":
+        kwargs["output_loading_info"] = True
+    with _quiet_transformers(bool(card.options.get("vision_tower"))):  # the tower it omits is "MISSING"
+        model = auto.from_pretrained(str(path), **kwargs)
+    if card.task == "vlm":
+        model, info = model
+        missing = sorted(info.get("missing_keys", ()))
+        if card.options.get("vision_tower"):
+            _inject_vision_tower(card, path, model, missing)
+        elif any("vision_tower." in k for k in missing):
+            raise ModelError(f"{card.name}: the weights in {path} leave out the vision tower. Set "
+                             "options.vision_tower to the CLIP folder that holds it (the starter VLM uses "
+                             "\"starter/clip\").", f"missing: {missing[:3]}")
+    model = model.eval()
     if not spec.offload:
         model = model.to(spec.device)
     spec.progress(0.8, "Reading the processor…")
@@ -298,13 +311,10 @@ def load_diffusers(spec: LoadSpec) -> Loaded:
     return Loaded(pipe)
 
 
-def _shared_text_encoder(card: ModelCard, path: Path, dtype):
-    """A pipeline folder whose model_index.json names a text_encoder it does not ship (the starter
-    pipelines share the starter CLIP's text tower): options.text_encoder is a folder under the same
-    assets root ("starter/clip") or an absolute path, loaded as a transformers CLIPTextModel."""
-    import transformers
-
-    ref = str(card.options["text_encoder"])
+def _shared_folder(card: ModelCard, path: Path, option: str, what: str) -> Path:
+    """The folder options[option] names: absolute, or relative to the assets root for a bundled
+    card ("starter/clip"), else to the model folder's parent."""
+    ref = str(card.options[option])
     if os.path.isabs(ref):
         folder = Path(ref)
     elif card.source_kind == "bundled":
@@ -312,9 +322,58 @@ def _shared_text_encoder(card: ModelCard, path: Path, dtype):
     else:
         folder = path.parent / ref
     if not (folder / "config.json").exists():
-        raise ModelError(f"{card.name} needs its text encoder from {ref}, which is not installed.")
+        raise ModelError(f"{card.name} needs its {what} from {ref}, which is not installed.")
+    return folder
+
+
+def _shared_text_encoder(card: ModelCard, path: Path, dtype):
+    """A pipeline folder whose model_index.json names a text_encoder it does not ship (the starter
+    pipelines share the starter CLIP's text tower): options.text_encoder is a folder under the same
+    assets root ("starter/clip") or an absolute path, loaded as a transformers CLIPTextModel."""
+    import transformers
+
+    folder = _shared_folder(card, path, "text_encoder", "text encoder")
     return transformers.CLIPTextModel.from_pretrained(str(folder), local_files_only=True,
                                                       **dtype_kwargs("transformers", dtype)).eval()
+
+
+@contextlib.contextmanager
+def _quiet_transformers(quiet: bool = True):
+    """transformers' load report at error level only, for loads whose missing or extra keys are expected."""
+    import transformers
+
+    level = transformers.logging.get_verbosity()
+    if quiet:
+        transformers.logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        transformers.logging.set_verbosity(level)
+
+
+def _inject_vision_tower(card: ModelCard, path: Path, model, missing) -> None:
+    """A VLM folder whose weights omit its CLIP vision tower (the starter VLM shares the starter
+    CLIP's): options.vision_tower names the CLIP folder, loaded as a CLIPVisionModel and copied into
+    the model's tower. Every weight the folder lacked must be the tower's, and the tower must fit."""
+    import torch
+    import transformers
+
+    inner = getattr(model, "model", model)
+    tower = getattr(inner, "vision_tower", None)
+    if tower is None:
+        raise ModelError(f"{card.name}: options.vision_tower is set but the model has no vision tower.")
+    others = [k for k in missing if "vision_tower." not in k]
+    if others:
+        raise ModelError(f"{card.name}: the weights in {path} are incomplete ({len(others)} missing, e.g. {others[0]}).")
+    folder = _shared_folder(card, path, "vision_tower", "vision tower")
+    with _quiet_transformers():  # a CLIPModel folder also holds the text tower: "unexpected" keys
+        source = transformers.CLIPVisionModel.from_pretrained(str(folder), local_files_only=True,
+                                                               **dtype_kwargs("transformers", torch.float32))
+    dtype = next(tower.parameters()).dtype
+    try:
+        tower.load_state_dict({k: v.to(dtype) for k, v in source.state_dict().items()}, strict=True)
+    except RuntimeError as exc:
+        raise ModelError(f"{card.name}: the vision tower in {folder} does not fit this model.", str(exc)) from exc
 
 
 class Annotator:

@@ -103,6 +103,8 @@ class Gallery:
                     conn.executescript(SCHEMA)
                 self._ready = True
             return conn
+        except sqlite3.OperationalError:
+            raise  # cannot open or write (permissions, a full disk, a lock): not damage, keep the file
         except sqlite3.DatabaseError as exc:
             # The PNGs hold everything: set the damaged index aside and build a new one from them.
             log.error("gallery index %s is damaged (%s); rebuilding it from the library", self.db_path, exc)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,18 @@ from studio.core.atomic import atomic_write_bytes, atomic_write_json
 from studio.media.metadata import array_sha256, decode_png, encode_png
 
 log = logging.getLogger(__name__)
+
+# Names read back from the journal's own files become file names: only plain ones are accepted, so an
+# edited or planted entry cannot make the studio read, write or delete outside the journal folder.
+_UID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_SHA = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _checked(pattern: re.Pattern, value: Any, what: str) -> str:
+    value = str(value)
+    if not pattern.match(value):
+        raise ValueError(f"unsafe journal {what} {value[:80]!r}")
+    return value
 
 
 @dataclass
@@ -53,7 +66,10 @@ class Journal:
         return sha
 
     def get_blob(self, sha: str) -> np.ndarray:
-        return decode_png((self.blobs_dir / f"{sha}.png").read_bytes())
+        return decode_png((self.blobs_dir / f"{_checked(_SHA, sha, 'image')}.png").read_bytes())
+
+    def _job_file(self, uid: str) -> Path:
+        return self.jobs_dir / f"{_checked(_UID, uid, 'job id')}.json"
 
     def _put_images(self, images: dict[str, np.ndarray]) -> dict[str, str]:
         return {name: self.put_blob(arr) for name, arr in images.items() if arr is not None}
@@ -71,13 +87,13 @@ class Journal:
     def add_job(self, uid: str, record: dict[str, Any], images: dict[str, np.ndarray], title: str = "",
                 seq: float | None = None) -> None:
         refs = self._put_images(images)
-        atomic_write_json(self.jobs_dir / f"{uid}.json", {
+        atomic_write_json(self._job_file(uid), {
             "uid": uid, "title": title, "seq": time.time() if seq is None else seq, "attempts": 0,
             "created": time.time(), "request": record, "images": refs})
 
     def _read(self, uid: str) -> dict[str, Any] | None:
         try:
-            return json.loads((self.jobs_dir / f"{uid}.json").read_text(encoding="utf-8"))
+            return json.loads(self._job_file(uid).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
 
@@ -86,13 +102,15 @@ class Journal:
         data = self._read(uid)
         if data is not None:
             data["attempts"] = int(data.get("attempts", 0)) + 1
-            atomic_write_json(self.jobs_dir / f"{uid}.json", data)
+            atomic_write_json(self._job_file(uid), data)
 
     def finish(self, uid: str) -> None:
         try:
-            (self.jobs_dir / f"{uid}.json").unlink()
+            self._job_file(uid).unlink()
         except FileNotFoundError:
             pass
+        except ValueError as exc:
+            log.error("journal: not removing %s", exc)
 
     def reorder(self, uids: list[str]) -> None:
         """Record a new queue order (first = next to run)."""
@@ -101,7 +119,7 @@ class Journal:
             data = self._read(uid)
             if data is not None and data.get("seq") != base + i * 1e-3:
                 data["seq"] = base + i * 1e-3
-                atomic_write_json(self.jobs_dir / f"{uid}.json", data)
+                atomic_write_json(self._job_file(uid), data)
 
     def pending(self) -> list[JournalJob]:
         """Jobs that were queued or running when the studio stopped, in queue order. A damaged
@@ -112,6 +130,8 @@ class Journal:
         for path in sorted(self.jobs_dir.glob("*.json")):
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))
+                if _checked(_UID, data["uid"], "job id") != path.stem:
+                    raise ValueError(f"job id {data['uid']!r} is not its file's name")
                 jobs.append(JournalJob(str(data["uid"]), str(data.get("title", "")), float(data.get("seq", 0)),
                                        int(data.get("attempts", 0)), dict(data["request"]),
                                        self._get_images(data.get("images", {}))))

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from studio.core.errors import BadInputError
+from studio.core.paths import inside
 from studio.core.paint_requests import (PaintRequest, canonical_scheduler, output_size, request_from_record,
                                         request_to_record)
 
@@ -228,7 +229,7 @@ def load_inputs(recipe: dict[str, Any], library: Path | None) -> dict[str, np.nd
             except (ValueError, OSError):
                 arr = None
         if arr is None and library is not None and entry.get("file"):
-            path = Path(library) / entry["file"]
+            path = inside(library, str(entry["file"]))  # a recipe never reads outside the library
             if path.is_file():
                 arr = decode_png(path.read_bytes())
         if arr is None:

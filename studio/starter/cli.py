@@ -19,6 +19,8 @@ examples:
   python -m studio.starter train                  # tokenizer + CNN + CLIP into assets/starter (~25 min, 2 CPU cores)
   python -m studio.starter train --only cnn       # just the timm CNN (~4 min)
   python -m studio.starter train --only diffusion # VAE + UNet + inpaint + 3 ControlNets (~75 min, needs clip/)
+  python -m studio.starter train --only motion    # AnimateDiff MotionAdapter on the starter UNet (needs sd/, clip/)
+  python -m studio.starter train --only vlm       # the LLaVA-style chat VLM (needs clip/: its vision tower)
   python -m studio.starter train --out /tmp/s --scale 0.1   # a quick smoke run (10% of the steps)
   python -m studio.starter evaluate               # table of the quality bars on held-out seeds
   python -m studio.starter evaluate --json        # one JSON object: cnn_top1, clip_zeroshot_top1, ...
@@ -36,16 +38,19 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="rebuild the tokenizer folder and the models from scratch")
-    t.add_argument("--only", choices=["cnn", "clip", "diffusion"],
-                   help="train one model only (diffusion: VAE, UNet, inpaint UNet, 3 ControlNets; needs clip/)")
+    t.add_argument("--only", choices=["cnn", "clip", "diffusion", "vlm", "motion"],
+                   help="train one model only (diffusion: VAE, UNet, inpaint UNet, 3 ControlNets; vlm: the chat "
+                        "VLM; both need clip/; motion: the AnimateDiff MotionAdapter, needs sd/ and clip/)")
     t.add_argument("--out", type=Path, default=None, help="output folder (default: assets/starter)")
+    t.add_argument("--clip", type=Path, default=None,
+                   help="the starter CLIP folder diffusion and vlm build on (default: OUT/clip)")
     t.add_argument("--scale", type=float, default=1.0,
                    help="fraction of the training steps (1.0 reproduces the shipped weights)")
     e = sub.add_parser("evaluate", help="measure the quality bars on held-out seeds")
     e.add_argument("--assets", type=Path, default=None, help="folder with cnn/ and clip/")
     e.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     e.add_argument("--quick", action="store_true", help="small samples (seconds, noisier)")
-    e.add_argument("--only", choices=["cnn", "clip", "diffusion"], help="evaluate one model only")
+    e.add_argument("--only", choices=["cnn", "clip", "diffusion", "vlm", "motion"], help="evaluate one model only")
     k = sub.add_parser("tokenizer", help="write the offline CLIP tokenizer folder")
     k.add_argument("--out", type=Path, required=True)
     s = sub.add_parser("sample", help="save a scene (image | instance mask | depth | edges | pose)")
@@ -82,7 +87,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "train" and args.only == "diffusion":
         from .diffusion_train import train_diffusion
 
-        train_diffusion(args.out or assets_dir(), scale=args.scale, log=lambda line: print(line, flush=True))
+        train_diffusion(args.out or assets_dir(), clip=args.clip, scale=args.scale,
+                        log=lambda line: print(line, flush=True))
+        return 0
+    if args.command == "train" and args.only == "vlm":
+        import torch
+
+        from .vlm_train import STEPS, threads, train_vlm
+
+        torch.set_num_threads(threads())
+        out = args.out or assets_dir()
+        train_vlm(out, args.clip or out / "clip", steps=max(1, int(STEPS * args.scale)),
+                  log=lambda line: print(line, flush=True))
+        return 0
+    if args.command == "train" and args.only == "motion":
+        from .motion_train import train_motion
+
+        train_motion(args.out or assets_dir(), scale=args.scale, log=lambda line: print(line, flush=True))
         return 0
     if args.command == "train":
         from .train import train_all

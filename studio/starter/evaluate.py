@@ -1,7 +1,8 @@
 """Quality bars of the shipped starter models, measured on held-out Shapes-world seeds.
 
 Owns the metric definitions (CNN top-1, CLIP zero-shot top-1, multi-label F1 with a
-threshold calibrated on the val split, caption-to-image retrieval R@1), the bars,
+threshold calibrated on the val split, caption-to-image retrieval R@1; the VLM's live in
+`vlm_eval`), the bars,
 and the evaluator registry later starter models extend: each evaluator returns flat
 metric keys that `python -m studio.starter evaluate --json` merges into one object.
 Models are loaded only through the standard timm / transformers calls.
@@ -15,6 +16,8 @@ from typing import Callable
 import numpy as np
 
 from .diffusion_eval import BARS as DIFFUSION_BARS, MAX_BARS  # noqa: F401 (torch-free)
+from .vlm_eval import BARS as VLM_BARS  # torch-free
+from .motion_eval import BARS as MOTION_BARS
 from .world import LABELS, SPLITS, make_scene
 
 BARS = {"cnn_top1": 0.95, "clip_zeroshot_top1": 0.90, "clip_multilabel_f1": 0.70,
@@ -170,6 +173,14 @@ def eval_clip(assets: Path, n_single: int, n_multi: int, n_val: int, n_retrieval
     return out
 
 
+# ---------------------------------------------------------------- VLM
+
+def eval_vlm(assets: Path, **sizes) -> dict:
+    from .vlm_eval import eval_entry
+
+    return eval_entry(assets, **sizes)
+
+
 # ---------------------------------------------------------------- latent diffusion
 
 def eval_diffusion(assets: Path, **sizes) -> dict:
@@ -178,11 +189,22 @@ def eval_diffusion(assets: Path, **sizes) -> dict:
     return eval_entry(assets, **sizes)
 
 
+# ---------------------------------------------------------------- motion (AnimateDiff adapter)
+
+def eval_motion(assets: Path, **sizes) -> dict:
+    from .motion_eval import eval_entry
+
+    return eval_entry(assets, **sizes)
+
+
 BARS.update(DIFFUSION_BARS)
+BARS.update(MOTION_BARS)
+BARS.update(VLM_BARS)  # vlm_exact: exact answers to colour / shape / count questions
 
 # Later starter models append (name, evaluator) here; evaluators take (assets, **sizes).
 EVALUATORS: list[tuple[str, Callable[..., dict]]] = [("cnn", eval_cnn), ("clip", eval_clip),
-                                                     ("diffusion", eval_diffusion)]
+                                                     ("diffusion", eval_diffusion), ("vlm", eval_vlm),
+                                                     ("motion", eval_motion)]
 
 
 def evaluate(assets: str | Path, quick: bool = False, only: str | None = None) -> dict:

@@ -29,7 +29,7 @@ from .world import SPLITS, make_clip
 
 Log = Callable[[str], None]
 FRAMES = 8
-SEED0 = 850_000_000  # inside the train split, clear of every diffusion stage's seed stream
+SEED0 = 900_000_000  # inside the train split, clear of the CNN, CLIP, diffusion and VLM seed streams
 assert SEED0 + 10_000_000 < SPLITS["val"]
 STEPS, BATCH, LR = 1200, 4, 1e-3  # BATCH clips of FRAMES frames each
 UNCOND_P = 0.1
@@ -206,7 +206,8 @@ def train_motion(out: str | Path, assets: str | Path | None = None, scale: float
         seeds = SEED0 + step * batch + np.arange(batch)
         clips = [training_clip(int(s), frames) for s in seeds]
         z = base.encode_clips(clips)
-        e = base.encode_text([prompt_for(c, rng) for c in clips])
+        # UNetMotionModel takes one text row per frame (AnimateDiffPipeline repeats them the same way).
+        e = base.encode_text([prompt_for(c, rng) for c in clips]).repeat_interleave(frames, 0)
         zt, t, noise = base.noisy(z)
         for g in opt.param_groups:
             g["lr"] = _lr(step, steps, lr)

@@ -58,6 +58,10 @@ DESCRIBE_Q = ["describe the image.", "what is in this picture?", "what do you se
 WHERE_Q = ["where is the {name}?", "find the {name}.", "where is the {name} in the image?",
            "show me the {name}."]
 
+# Generic system prompts a user might set: the model learns to read past them.
+SYSTEM_PROMPTS = ["you are a helpful assistant.", "answer briefly.", "you are a helpful assistant. answer briefly.",
+                  "describe what you see accurately.", "be concise."]
+
 
 @dataclass(frozen=True)
 class QA:
@@ -239,7 +243,7 @@ def corpus(n_scenes: int = 400, seed: int = 0) -> list[str]:
     lines = [render([(q, "x")]) for q in COLOUR_Q + COLOUR_Q1 + SHAPE_Q + SHAPE_Q1 + COUNT_Q + DESCRIBE_Q]
     lines += [f"{c} {s} {s}s" for c in COLOURS for s in SHAPES] + list(NUMBERS.values())
     lines += [f"[{a / 100:.2f}, {b / 100:.2f}]" for a in range(101) for b in (0, 50, 100)]
-    lines += ["left right leftmost rightmost above below of and the is at a an"]
+    lines += ["left right leftmost rightmost above below of and the is at a an"] + SYSTEM_PROMPTS
     for k in range(n_scenes):
         scene = make_scene(7_000_000 + k)
         lines.append(render([(qa.question, qa.answer) for qa in conversation(scene, rng, 4)]))

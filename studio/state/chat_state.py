@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 from studio.core.chat_requests import (MAX_TOKENS_LIMIT, ChatImage, ChatMessage, ChatRequest, ChatTurn,
@@ -138,8 +139,28 @@ class ChatController:
         return [c.id for c in self.session.catalog.cards("vlm")]
 
     def default_model(self) -> str:
+        """The first preferred model that is on disk (the bundled starter VLM once its folder
+        exists), else the first preferred one a user can download, else any chat model."""
         ids = self.model_ids()
-        return next((m for m in PREFERRED_MODELS if m in ids), ids[0] if ids else "")
+        preferred = [m for m in PREFERRED_MODELS if m in ids]
+        ready = next((m for m in preferred if self._installed(m)), None)
+        if ready:
+            return ready
+        catalog = self.session.catalog
+        fetchable = [m for m in preferred if catalog.get(m).source_kind != "bundled"]
+        return next(iter(fetchable + preferred), ids[0] if ids else "")
+
+    def _installed(self, model_id: str) -> bool:
+        from studio.catalog import store
+        from studio.core.paths import assets_dir
+
+        try:
+            card = self.session.catalog.get(model_id)
+            assets = getattr(getattr(self.runtime, "models", None), "assets", None) or assets_dir()
+            return store.status(card, Path(assets)).ready
+        except (StudioError, OSError, ValueError) as exc:
+            log.info("chat: could not check whether %s is installed: %r", model_id, exc)
+            return False
 
     def set_setting(self, key: str, value: Any) -> None:
         self._set(key, value, save=True)

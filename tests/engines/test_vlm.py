@@ -222,7 +222,9 @@ def test_the_starter_vlm_names_the_colour_of_the_circle():
     loop = MainLoop()
     reg = EngineRegistry()
     vlm.register(reg)
-    cat = Catalog([vlm_card("starter-vlm", STARTER_VLM)])
+    # The folder leaves out its vision tower: the card supplies the starter CLIP's, as assets/models.toml does.
+    cat = Catalog([ModelCard("starter-vlm", "starter-vlm", "vlm", "transformers", f"local:{STARTER_VLM}",
+                             options={"vision_tower": str(STARTER_VLM.parent / "clip")})])
     rt = Runtime(reg, ModelManager(cat), loop.post)
     rt.loop = loop
     try:

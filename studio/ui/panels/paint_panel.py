@@ -384,8 +384,9 @@ class PaintPanel(QWidget):
             self.painter.show_overlay()
         n = len(result.images)
         where = result.paths[0] if result.paths and result.paths[0] else "memory only"
-        self.status.setText(f"{n} image(s) in {result.seconds:.1f} s, seed {result.seeds[0]} — saved: {where}")
-        s.app.message = f"Generated {n} image(s) with {result.model_name}"
+        notes = "".join(f" (note: {note})" for note in getattr(result, "notes", ()))
+        self.status.setText(f"{n} image(s) in {result.seconds:.1f} s, seed {result.seeds[0]} — saved: {where}{notes}")
+        s.app.message = f"Generated {n} image(s) with {result.model_name}{notes}"
         if self.gallery.isVisible():
             self.gallery.refresh()
 

@@ -1,0 +1,200 @@
+"""Starter motion model: the training recipe at tiny scale on freshly initialised starter components
+(the folder it writes loads as a diffusers MotionAdapter and renders an 8-frame clip through the
+studio's video engine), the zero-initialised start, the motion metrics on ground-truth world clips,
+the command line, and (when assets/starter/motion is shipped) its size and a small-sample bar."""
+
+import os
+
+import numpy as np
+import pytest
+
+MB = 1e6
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # On a busy 2-core box two OpenMP threads stall each other on these tiny convolutions.
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def fresh_assets(tmp_path_factory):
+    """An assets-like folder (sd/, clip/) of untrained starter-geometry models: seconds to build."""
+    import torch
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from studio.starter import diffusion_models as dm
+    from studio.starter.models import CLIP_TEXT
+    from studio.starter.tokenizer import write_tokenizer
+
+    root = tmp_path_factory.mktemp("fresh-starter")
+    tok = write_tokenizer(root / "tokenizer")
+    torch.manual_seed(0)
+    # The starter text tower's width (the UNet's cross-attention size), one layer: same formats.
+    text = CLIPTextModel(CLIPTextConfig(**{**CLIP_TEXT, "num_hidden_layers": 1}))
+    text.save_pretrained(str(root / "clip"), safe_serialization=True)
+    dm.save_pipeline(root / "sd", dm.new_vae(), dm.new_unet(), tok)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(fresh_assets, tmp_path_factory):
+    from studio.starter.motion_train import train_motion
+
+    lines = []
+    out = tmp_path_factory.mktemp("motion-out")
+    folder = train_motion(out, fresh_assets, steps=2, batch=1, log=lines.append)
+    return folder, lines
+
+
+def test_fresh_adapter_starts_as_the_image_model():
+    """Zero-initialised output projections: step 0 predicts exactly what the 2D UNet predicts per frame."""
+    import torch
+
+    from studio.starter import diffusion_models as dm
+    from studio.starter.motion_train import motion_unet, new_adapter
+
+    torch.manual_seed(0)
+    unet = dm.new_unet().eval()
+    model = motion_unet(unet, new_adapter()).eval()
+    z, e = torch.randn(1, 4, 8, 16, 16), torch.randn(1, 77, dm.TEXT_WIDTH)
+    with torch.no_grad():
+        video = model(z, torch.tensor([500]), e.repeat_interleave(8, 0)).sample
+        frames = unet(z[0].permute(1, 0, 2, 3), torch.tensor([500]), e.expand(8, -1, -1)).sample
+    assert torch.allclose(video[0].permute(1, 0, 2, 3), frames, atol=1e-5)
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all("motion_modules" in n for n in trainable)
+
+
+def test_recipe_writes_a_standard_motion_adapter_folder(trained, fresh_assets):
+    import torch
+    from diffusers import MotionAdapter, UNet2DConditionModel
+    from safetensors.torch import load_file
+
+    folder, lines = trained
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "diffusion_pytorch_model.safetensors"]
+    assert any("step     2/2" in line for line in lines) and "saved" in lines[-1]
+    adapter = MotionAdapter.from_pretrained(str(folder))
+    unet = UNet2DConditionModel.from_pretrained(str(fresh_assets / "sd" / "unet"))
+    assert list(adapter.config.block_out_channels) == list(unet.config.block_out_channels)
+    assert adapter.config.motion_layers_per_block == unet.config.layers_per_block
+    stored = load_file(str(folder / "diffusion_pytorch_model.safetensors"))
+    assert {v.dtype for v in stored.values()} == {torch.float16}  # fp16, like the other starter folders
+    assert any(float(v.abs().max()) > 0 for k, v in stored.items() if "proj_out" in k)  # it trained
+    assert sum(p.stat().st_size for p in folder.iterdir()) < 5 * MB
+
+
+def test_the_trained_folder_renders_an_8_frame_clip_through_the_video_engine(trained, fresh_assets):
+    from studio.catalog.cards import Catalog
+    from studio.catalog.requests import ModelPolicy
+    from studio.core.context import TaskContext
+    from studio.core.tape_requests import TapeRequest
+    from studio.engines import video
+    from studio.engines.manager import ModelManager
+    from tests.helpers.tiny_models import card
+
+    folder, _ = trained
+    cards = [card("fresh-sd", "diffusers", "diffusion", fresh_assets / "sd",
+                  text_encoder=str(fresh_assets / "clip"), size=64),
+             card("fresh-motion", "diffusers", "motion", folder, base="fresh-sd", width=64, height=64, frames=8)]
+    models = ModelManager(Catalog(cards), policy=ModelPolicy(device="cpu"))
+    req = TapeRequest(model_id="fresh-motion", base_id="", prompt="a red circle moving right", frames=8, width=64,
+                      height=64, steps=2, cfg_scale=5.0, seed=1)
+    result = video.run(req, TaskContext(), models)
+    assert len(result.frames) == 8 and all(f.shape == (64, 64, 3) and f.dtype == np.uint8 for f in result.frames)
+    assert result.model_name.startswith("fresh-motion on fresh-sd")
+
+
+def test_motion_metrics_on_ground_truth_world_clips():
+    from studio.starter.motion_eval import DIRECTIONS, clip_scores, summarise
+    from studio.starter.world import SPLITS, make_clip
+
+    right, wrong = [], []
+    for i in range(40):
+        d = DIRECTIONS[i % 4]
+        clip = make_clip(SPLITS["test"] + 7_000_000 + i, frames=8, n_objects=1, motion=d)
+        colour = clip.frames[0].objects[0].colour
+        right.append(clip_scores(clip.images, colour, d))
+        opposite = {"left": "right", "right": "left", "up": "down", "down": "up"}[d]
+        wrong.append(clip_scores(clip.images, colour, opposite))
+    truth = summarise(right)
+    assert truth["motion_direction_rate"] == 1.0 and truth["motion_colour_kept"] == 1.0
+    assert truth["motion_travel_px"] > 10
+    assert summarise(wrong)["motion_direction_rate"] == 0.0
+    # A still clip moves nowhere; a clip of another colour does not keep the prompted colour.
+    clip = make_clip(SPLITS["test"] + 7_000_000, frames=8, n_objects=1, motion="left")
+    still = np.repeat(clip.images[:1], 8, 0)
+    colour = clip.frames[0].objects[0].colour
+    assert not clip_scores(still, colour, "left")["moved"]
+    other = next(c for c in ("red", "blue") if c != colour)
+    assert not clip_scores(clip.images, other, "left")["kept"]
+
+
+def test_recolouring_clips_lose_the_colour_and_eval_cases_cover_the_vocabulary():
+    from studio.starter.motion_eval import eval_cases, motion_prompt, object_track
+    from studio.starter.world import COLOURS, SHAPES, make_clip
+
+    clip = make_clip(11, frames=8, n_objects=1, motion="recolour")
+    _, kept = object_track(clip.images, clip.frames[0].objects[0].colour)
+    assert kept[0] and not kept.all()
+    cases = eval_cases(40)
+    assert {c for c, *_ in cases} == set(COLOURS) and {s for _, s, *_ in cases} == set(SHAPES)
+    assert motion_prompt("orange", "star", "up") == "an orange star moving up"
+
+
+def test_command_line_and_evaluator_registry_know_motion():
+    from studio.starter import cli, evaluate
+
+    args = cli._parser().parse_args(["train", "--only", "motion", "--out", "x"])
+    assert args.only == "motion"
+    assert cli._parser().parse_args(["evaluate", "--only", "motion"]).only == "motion"
+    assert "motion" in dict(evaluate.EVALUATORS)
+    assert evaluate.BARS["motion_direction_rate"] == 0.70 and "motion_colour_kept" in evaluate.BARS
+
+
+def test_catalog_card_animates_the_starter_pipeline():
+    from studio.catalog.cards import load_catalog
+    from studio.core.paths import assets_dir
+    from studio.core.tape_requests import ANIMATEDIFF, native_settings, pipeline_of
+
+    card = load_catalog([assets_dir() / "models.toml"]).get("starter-motion")
+    assert card.task == "motion" and card.source == "bundled:starter/motion"
+    assert card.options["base"] == "starter-sd" and pipeline_of(card) == ANIMATEDIFF
+    assert native_settings(card)["width"] == 64 and native_settings(card)["frames"] == 8
+
+
+# ---------------------------------------------------------------- shipped weights
+
+@pytest.fixture(scope="module")
+def shipped():
+    from studio.starter import assets_dir
+
+    path = assets_dir()
+    if not (path / "motion" / "config.json").exists():
+        pytest.skip(f"starter motion weights absent under {path}: run `python -m studio.starter train --only motion`")
+    if not (path / "sd" / "model_index.json").exists():
+        pytest.skip("starter diffusion weights absent: the motion adapter needs sd/")
+    return path
+
+
+def test_shipped_motion_size_budget(shipped):
+    from diffusers import MotionAdapter, UNet2DConditionModel
+
+    folder = shipped / "motion"
+    assert sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) <= 30 * MB
+    adapter = MotionAdapter.from_pretrained(str(folder))
+    unet = UNet2DConditionModel.from_pretrained(str(shipped / "sd" / "unet"))
+    assert list(adapter.config.block_out_channels) == list(unet.config.block_out_channels)
+
+
+@pytest.mark.skipif(os.environ.get("STUDIO_SLOW_TESTS") != "1", reason="small-sample motion bar: STUDIO_SLOW_TESTS=1")
+def test_shipped_motion_small_sample_bar(shipped):
+    from studio.starter.motion_eval import eval_motion
+
+    res = eval_motion(shipped, n_motion=8, steps=10)
+    assert res["motion_direction_rate"] >= 0.5 and res["motion_colour_kept"] >= 0.5
