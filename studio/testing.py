@@ -358,7 +358,10 @@ class StudioDriver:
             if combo.findText(layer) < 0 and combo.count() == 0:
                 # The layer list appears after the first run, as it does for a user.
                 self._click_run(button, timeout)
-                self._wait(lambda: not st.busy, timeout, "listing the model's layers")
+                # Models other than torchvision CNNs list their layers from a separate layer-tree job
+                # that may end after the maps: wait for the list itself, as a user waits for the menu.
+                self._wait(lambda: not st.busy and (combo.count() > 0 or self.last_error() is not None),
+                           timeout, "listing the model's layers")
                 if self.last_error() is not None:
                     return
             index = combo.findText(layer)

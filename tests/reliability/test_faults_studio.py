@@ -158,7 +158,7 @@ def test_a_full_disk_while_saving_a_chat_is_reported_and_the_history_stays_whole
 
     with monkeypatch.context() as m:
         m.setattr(sqlite3, "connect", full)
-        studio.ask("a second question " + "that is long " * 3000)
+        studio.ask("a second question " + "that is long " * 400)
         err = studio.last_error()
     assert err is not None and "chats.sqlite" in err and "full" in err, err
     assert "Traceback" not in err
