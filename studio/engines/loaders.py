@@ -364,7 +364,8 @@ def _inject_vision_tower(card: ModelCard, path: Path, model, missing) -> None:
         raise ModelError(f"{card.name}: options.vision_tower is set but the model has no vision tower.")
     others = [k for k in missing if "vision_tower." not in k]
     if others:
-        raise ModelError(f"{card.name}: the weights in {path} are incomplete ({len(others)} missing, e.g. {others[0]}).")
+        raise ModelError(f"{card.name}: the weights in {path} are incomplete "
+                         f"({len(others)} missing, e.g. {others[0]}).")
     folder = _shared_folder(card, path, "vision_tower", "vision tower")
     with _quiet_transformers():  # a CLIPModel folder also holds the text tower: "unexpected" keys
         source = transformers.CLIPVisionModel.from_pretrained(str(folder), local_files_only=True,

@@ -18,7 +18,7 @@ from .world import SIZE, Scene, WorldObject, caption_for
 KINDS = ("colour", "shape", "count", "side", "describe", "where")
 GRADED = ("colour", "shape", "count")  # the kinds behind the `vlm_exact` bar
 # How often each kind is drawn for a training turn (renormalised over the kinds a scene allows).
-KIND_WEIGHTS = {"colour": 0.24, "shape": 0.2, "count": 0.14, "side": 0.12, "describe": 0.12, "where": 0.18}
+KIND_WEIGHTS = {"colour": 0.24, "shape": 0.26, "count": 0.14, "side": 0.1, "describe": 0.1, "where": 0.16}
 NUMBERS = {1: "one", 2: "two", 3: "three"}
 MIN_SIDE_GAP = 6.0  # px between centroids before "left"/"right" has a clear answer
 

@@ -319,13 +319,14 @@ def train_vlm(out: str | Path, clip: str | Path, steps: int = STEPS, batch: int 
         if (step + 1) % 25 == 0 or step + 1 == steps:
             k = 25 if (step + 1) % 25 == 0 else (step + 1) % 25
             a, el = stats / k, time.time() - t_loop
+            eta = el / (step + 1) * (steps - step - 1)
             log(f"[vlm] step {step + 1:5d}/{steps}  loss {a[0]:.4f}  token-acc {a[1]:.3f}  len {a[2]:.0f}"
-                f"  {el:6.0f}s  cpu {time.process_time() - cpu0:6.0f}s  eta {el / (step + 1) * (steps - step - 1):5.0f}s")
+                f"  {el:6.0f}s  cpu {time.process_time() - cpu0:6.0f}s  eta {eta:5.0f}s")
             stats[:] = 0
     model.eval()
     folder = save_vlm(model, processor, out / "vlm")
-    log(f"[vlm] saved {folder}: weights {weights_size(folder) / 1e6:.2f} MB, folder {folder_size(folder) / 1e6:.2f} MB"
-        f" (vision tower from {clip}) in {time.time() - t0:.0f}s")
+    log(f"[vlm] saved {folder}: weights {weights_size(folder) / 1e6:.2f} MB,"
+        f" folder {folder_size(folder) / 1e6:.2f} MB (vision tower from {clip}) in {time.time() - t0:.0f}s")
     if val_scenes:
         from .vlm_eval import exact_scores
 

@@ -24,11 +24,12 @@ def test_answers_agree_with_the_scene():
         for kind in qa.allowed_kinds(scene):
             q = qa.make_qa(scene, kind, rng)
             seen.add(kind)
+            several = len(scene.objects) > 1
             if kind == "colour":
-                named = [o for o in scene.objects if o.shape in q.question] if len(scene.objects) > 1 else scene.objects
+                named = [o for o in scene.objects if o.shape in q.question] if several else scene.objects
                 assert len(named) == 1 and q.answer == named[0].colour
             elif kind == "shape":
-                named = [o for o in scene.objects if o.colour in q.question] if len(scene.objects) > 1 else scene.objects
+                named = [o for o in scene.objects if o.colour in q.question] if several else scene.objects
                 assert len(named) == 1 and q.answer == named[0].shape
             elif kind == "count":
                 assert q.answer == qa.NUMBERS[len(scene.objects)]

@@ -47,6 +47,10 @@ def click_frame(studio, index: int) -> None:
 
 def test_a_new_user_renders_plays_scrubs_fixes_a_range_and_exports(studio, tmp_path):
     window, st = studio.window, studio.session.tape
+    studio.switch_to("tape")  # the tiny motion model, also once the starter motion model ships
+    combo = studio.widget("tape.model")
+    combo.setCurrentIndex(combo.findData(tiny_video.MOTION_ID))
+    studio.wait_idle()
     frames = studio.render_clip("a red circle moving right", frames=8)
     assert studio.last_error() is None, studio.last_error()
     assert len(frames) == 8 and frames[0].size == (32, 32)
