@@ -17,6 +17,8 @@ def test_size_budget(assets):
     total = _size(assets / "cnn") + _size(assets / "clip")
     assert total <= 12 * MB, total
     assert _size(assets / "cnn") <= 1.5 * MB
+    # The whole starter pack (every shipped folder, tokenizers included) stays within 45 MB.
+    assert _size(assets) <= 45 * MB, _size(assets)
 
 
 def test_cnn_loads_with_timm(assets):

@@ -253,7 +253,9 @@ class GenerateForm(_Bound):
         st.model_id = model_id
         motion = card is not None and pipeline_of(card) == ANIMATEDIFF
         self.base.setEnabled(motion)
-        if motion and (initial or st.base_id not in self.catalog or not st.base_id):
+        # An adapter whose card names its image model (options.base) was trained on that UNet: switch
+        # to it; otherwise keep the user's base when it still exists.
+        if motion and (initial or st.base_id not in self.catalog or not st.base_id or card.options.get("base")):
             st.base_id = self._default_base(card)
         if motion:
             self.base.setCurrentIndex(max(0, self.base.findData(st.base_id)))
