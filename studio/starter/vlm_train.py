@@ -37,7 +37,7 @@ Log = Callable[[str], None]
 
 SEED0 = SPLITS["train"] + 850_000_000  # its own stream inside the train split
 VAL_SEED0 = SPLITS["val"] + 3_000_000  # progress checks during training; the bar uses test seeds
-STEPS, BATCH, PEAK_LR, WARMUP = 4200, 24, 2e-3, 100
+STEPS, BATCH, PEAK_LR, WARMUP = 2600, 24, 2e-3, 100
 TEXT_TOKENS, MAX_TURNS = 90, 8  # questions per image: as many as fit in ~90 tokens (see batch_texts)
 RESTYLE_P = 0.12  # share of scenes shown on a flat background of another colour (see restyle)
 SYSTEM_P = 0.1  # share of chats that open with a system prompt (the chat panel has one)
