@@ -6,7 +6,8 @@ Model: the starter VLM (assets/starter/vlm) when that folder exists; until then 
 LLaVA built from configs (tests/helpers/tiny_vlm.py: CLIP tower 32 px / patch 8 + 2-layer Llama,
 hidden 32) stands in and the output says so. A model that small measures the per-token overhead
 of each path rather than arithmetic, which is what the ratio is about. Its generation config
-suppresses end-of-sequence, so every answer has exactly --tokens tokens.
+suppresses end-of-sequence; for a trained model the benchmark sets `min_new_tokens`, so every answer
+has exactly --tokens tokens either way.
 Run: python -m bench.chat [--repeats N] [--tokens N]
 """
 from __future__ import annotations
@@ -98,9 +99,12 @@ def main(argv: list[str] | None = None) -> int:
         try:
             studio_path()  # loads the model through the manager (not timed)
             entry = manager.get(model_id)
+            # A trained model ends its answers early: both paths share this model object, so from here
+            # on both generate exactly --tokens tokens (end-of-sequence suppressed until then).
+            entry.model.generation_config.min_new_tokens = args.tokens
             prep = vlm.prepare(request, entry)
             kwargs = vlm.generate_kwargs(request, entry.model, prep["tokenizer"])
-            one = dict(kwargs, max_new_tokens=1)
+            one = dict(kwargs, max_new_tokens=1, min_new_tokens=1)
 
             def direct(kw: dict) -> float:
                 t0 = time.perf_counter()

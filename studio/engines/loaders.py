@@ -333,8 +333,9 @@ def _shared_text_encoder(card: ModelCard, path: Path, dtype):
     import transformers
 
     folder = _shared_folder(card, path, "text_encoder", "text encoder")
-    return transformers.CLIPTextModel.from_pretrained(str(folder), local_files_only=True,
-                                                      **dtype_kwargs("transformers", dtype)).eval()
+    with _quiet_transformers():  # a CLIPModel folder also holds the vision tower: "unexpected" keys
+        return transformers.CLIPTextModel.from_pretrained(str(folder), local_files_only=True,
+                                                          **dtype_kwargs("transformers", dtype)).eval()
 
 
 @contextlib.contextmanager
