@@ -10,7 +10,7 @@ and the model loaded: the ratio peak / loaded shows what the job itself adds.
   label    CLIP zero-shot, one image against 1000 labels (starter CLIP, else a random one of its shape)
   chat     a VLM answer, 32 new tokens (starter VLM, else a tiny random LLaVA)
   paint    txt2img (starter SD, else a random SD 1.x with UNet 32/64), 256 px, 20 steps
-  tape     an AnimateDiff clip, 8 frames 32x32, 2 steps (starter motion model, else a tiny random one)
+  tape     an AnimateDiff clip, 8 frames 32x32, 2 steps (the starter motion model on the starter SD, else a tiny random one)
 Run: python -m bench.memory [--quick] [--only inspect,paint]
 """
 from __future__ import annotations
@@ -57,7 +57,8 @@ def prepare(root: Path) -> dict:
         spec["label"] = {"cards": [["rand-clip", "clip", "transformers", f"local:{folder}", {}]], "id": "rand-clip",
                          "note": "RANDOM CLIP of the starter's shape (assets/starter/clip is missing)"}
     if (starter / "vlm" / "config.json").exists():
-        spec["chat"] = {"cards": [["starter-vlm", "vlm", "transformers", "bundled:starter/vlm", {}]],
+        spec["chat"] = {"cards": [["starter-vlm", "vlm", "transformers", "bundled:starter/vlm",
+                                   {"vision_tower": "starter/clip"}]],
                         "id": "starter-vlm", "note": "starter VLM"}
     else:
         from tests.helpers.tiny_vlm import save_tiny_llava_chat
@@ -73,14 +74,19 @@ def prepare(root: Path) -> dict:
         folder = save_bench_sd(root / "bench-sd")
         spec["paint"] = {"cards": [["bench-sd", "diffusion", "diffusers", f"local:{folder}", {}]], "id": "bench-sd",
                          "note": "RANDOM SD 1.x, UNet 32/64 (assets/starter/sd is missing)"}
-    from tests.helpers import tiny_models, tiny_video
+    if (starter / "motion" / "config.json").exists() and spec["paint"]["id"] == "starter-sd":
+        spec["tape"] = {"catalog": "assets", "id": "starter-motion", "base": "starter-sd",
+                        "note": "starter motion model on the starter SD"}
+    else:
+        from tests.helpers import tiny_models, tiny_video
 
-    zoo = tiny_models.Zoo(root / "zoo")
-    sd, motion = zoo.path("sd"), zoo.path("motion")
-    spec["tape"] = {"cards": [[tiny_video.SD_ID, "diffusion", "diffusers", f"local:{sd}", {}],
-                              [tiny_video.MOTION_ID, "motion", "diffusers", f"local:{motion}", tiny_video.MOTION_OPTIONS]],
-                    "id": tiny_video.MOTION_ID, "base": tiny_video.SD_ID,
-                    "note": "TINY RANDOM AnimateDiff (no starter motion model)"}
+        zoo = tiny_models.Zoo(root / "zoo")
+        sd, motion = zoo.path("sd"), zoo.path("motion")
+        spec["tape"] = {"cards": [[tiny_video.SD_ID, "diffusion", "diffusers", f"local:{sd}", {}],
+                                  [tiny_video.MOTION_ID, "motion", "diffusers", f"local:{motion}",
+                                   tiny_video.MOTION_OPTIONS]],
+                        "id": tiny_video.MOTION_ID, "base": tiny_video.SD_ID,
+                        "note": "TINY RANDOM AnimateDiff (no starter motion model)"}
     if (starter / "cnn" / "config.json").exists():
         spec["inspect"] = {"catalog": "assets", "id": "starter-cnn", "note": "starter CNN"}
     else:
