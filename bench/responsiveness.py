@@ -61,8 +61,8 @@ class Heartbeat:
 
 
 class StallWatch:
-    """A watchdog thread: when the main thread has not beaten for 100 ms, note where every thread is
-    (innermost studio/library frames), so a stall can be traced to its cause."""
+    """A watchdog thread: when the main thread has not beaten for 100 ms (BENCH_STALL_MS to change it),
+    note where every thread is (innermost studio/library frames), so a stall can be traced to its cause."""
 
     def __init__(self, hb: Heartbeat, main_ident: int) -> None:
         import threading
@@ -85,7 +85,7 @@ class StallWatch:
 
         while not self._stop.wait(0.02):
             gap = self.hb.since_last_ms()
-            if gap > 100 and len(self.samples) < 50:
+            if gap > float(os.environ.get("BENCH_STALL_MS", "100")) and len(self.samples) < 50:
                 frames = sys._current_frames()
                 names = {t.ident: t.name for t in threading.enumerate()}
                 self.samples.append({"gap_ms": round(gap, 1), "threads": {
