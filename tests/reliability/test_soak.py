@@ -1,5 +1,6 @@
-"""Soak: one studio process runs 200 generations, 200 labellings and 50 chat turns (tiny random models,
-through the driver and the real widgets). After a warm-up, resident memory may grow by at most 10%,
+"""Soak: one studio process runs 200 generations, 200 labellings and 50 chat turns (the shipped starter
+SD, CLIP and VLM; tiny random models where a starter model is missing), through the driver and the
+real widgets. After a warm-up, resident memory may grow by at most 10%,
 and the counts of threads, studio QTimers and Qt objects may not grow at all.
 
 Marked slow: not in the default run; `make test-slow` runs it (a few minutes on a laptop CPU). The
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.conftest import use_tiny_models
+from tests.reliability.conftest import choose, use_tiny_models
 
 GENERATIONS, LABELLINGS, CHAT_TURNS = 200, 200, 50
 WARM_UP = 20  # rounds before the baseline: caches, lazy imports, pools and the allocator settle
@@ -50,8 +51,18 @@ def counts(studio) -> dict[str, int]:
 @pytest.mark.timeout(1800)
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads resident memory from /proc")
 def test_soak_200_generations_200_labellings_50_chat_turns(studio_factory, full_home, shapes_png):
+    from studio.starter import assets_dir
+
     studio = studio_factory(full_home)
     use_tiny_models(studio, max_tokens=8)
+    starter = assets_dir()
+    for workspace, name, model_id, folder in (("paint", "paint.model", "starter-sd", "sd"),
+                                              ("label", "label.model", "starter-clip", "clip"),
+                                              ("chat", "chat.model", "starter-vlm", "vlm")):
+        if (starter / folder / "config.json").exists() or (starter / folder / "model_index.json").exists():
+            studio.switch_to(workspace)
+            choose(studio, name, model_id)
+    studio.wait_idle()
     assert studio.open_image(shapes_png) is not None
     done = {"generate": 0, "label": 0, "ask": 0}
     base = base_counts = None
