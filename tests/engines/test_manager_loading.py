@@ -57,6 +57,22 @@ def test_two_cards_on_the_same_weights_load_them_once(tiny):
     assert "sd" in next(i for i in m.snapshot().loaded if i.model_id == "sd-again").shared_with
 
 
+def test_a_reloaded_pipeline_reuses_its_tokenizer_until_the_folder_changes(tiny, tmp_path):
+    # Building a CLIP tokenizer holds the GIL for ~50 ms: warm reloads must not pay it again.
+    folder = tmp_path / "sd"
+    shutil.copytree(tiny.path("sd"), folder)
+    m = manager(card("sd", "diffusers", "diffusion", folder))
+    first = m.get("sd").model.tokenizer
+    m.unload("sd")
+    assert not m.is_loaded("sd")
+    again = m.get("sd").model.tokenizer
+    assert again is first and again("a red circle").input_ids == first("a red circle").input_ids
+    m.unload("sd")
+    config = folder / "tokenizer" / "tokenizer_config.json"
+    config.write_text(config.read_text(encoding="utf-8") + " ", encoding="utf-8")  # an edited folder
+    assert m.get("sd").model.tokenizer is not first
+
+
 def test_transformers_clip_with_processor_and_llava(tiny):
     import torch
     from PIL import Image
