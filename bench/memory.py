@@ -10,7 +10,7 @@ and the model loaded: the ratio peak / loaded shows what the job itself adds.
   label    CLIP zero-shot, one image against 1000 labels (starter CLIP, else a random one of its shape)
   chat     a VLM answer, 32 new tokens (starter VLM, else a tiny random LLaVA)
   paint    txt2img (starter SD, else a random SD 1.x with UNet 32/64), 256 px, 20 steps
-  tape     an AnimateDiff clip, 8 frames 32x32, 2 steps (the starter motion model on the starter SD, else a tiny random one)
+  tape     an AnimateDiff clip, 8 frames 32x32, 2 steps (starter motion + SD, else a tiny random one)
 Run: python -m bench.memory [--quick] [--only inspect,paint]
 """
 from __future__ import annotations
