@@ -166,10 +166,13 @@ def test_grounded_boxes_are_drawn_and_a_click_asks_about_one(studio, shapes, wri
     assert [b[4:] for b in st.boxes] == [("red disc", "box"), ("blue square", "box")]
     assert [b[:4] for b in st.boxes] == [pytest.approx((9.6, 12.8, 57.6, 51.2)), (66, 20, 90, 44)]
     assert studio.canvas.has_overlay()
-    # The overlay is drawn at image resolution: the blue square's box outline is opaque, its inside clear.
+    # The overlay has the image's aspect, finer than a small image (512 px on the long side) so lines
+    # stay thin and labels crisp when zoomed: the blue square's box outline is opaque, its inside clear.
     overlay = studio.canvas._overlay.pixmap().toImage()
-    assert (overlay.width(), overlay.height()) == (96, 64)
-    assert overlay.pixelColor(66, 32).alpha() == 255 and overlay.pixelColor(78, 32).alpha() == 0
+    assert (overlay.width(), overlay.height()) == (512, 341)
+    k = 512 / 96
+    edge = max(overlay.pixelColor(round(66 * k) + dx, round(32 * k)).alpha() for dx in (-1, 0, 1))
+    assert edge == 255 and overlay.pixelColor(round(78 * k), round(32 * k)).alpha() == 0
 
     canvas = studio.canvas
     studio.qtbot.mouseClick(canvas.viewport(), Qt.MouseButton.LeftButton,

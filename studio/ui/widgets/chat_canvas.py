@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QRubberBand
 from studio.ui.convert import qimage_to_array
 
 MAX_OVERLAY_SIDE = 2048  # the canvas stretches the overlay to the image; beyond this only memory grows
+MIN_OVERLAY_SIDE = 512  # small images (a 64-px scene) get a finer overlay: thin lines, crisp labels when zoomed
 BOX_COLOURS = ((255, 64, 64), (64, 200, 255), (255, 200, 0), (120, 255, 120), (255, 120, 255), (255, 150, 60))
 REGION_COLOUR = (0, 230, 255)
 
@@ -90,13 +91,15 @@ class RegionSelector(QObject):
 
 def boxes_overlay(image_size: tuple[int, int], boxes, region=None, highlight: int = -1,
                   max_side: int = MAX_OVERLAY_SIDE) -> np.ndarray | None:
-    """RGBA uint8 overlay covering the image (at image resolution up to `max_side`): each grounded
+    """RGBA uint8 overlay covering the image (at image resolution, at least MIN_OVERLAY_SIDE and at most
+    `max_side` on the long side): each grounded
     box (x0, y0, x1, y1, label, kind) outlined and labelled, points as rings, and the attached
     region dashed. None when there is nothing to draw."""
     if not boxes and region is None:
         return None
     w, h = image_size
-    scale = min(1.0, max_side / max(w, h, 1))
+    side = max(w, h, 1)
+    scale = min(max(side, MIN_OVERLAY_SIDE), max_side) / side
     ow, oh = max(1, round(w * scale)), max(1, round(h * scale))
     qimg = QImage(ow, oh, QImage.Format.Format_RGBA8888)
     qimg.fill(Qt.GlobalColor.transparent)
