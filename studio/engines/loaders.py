@@ -335,8 +335,8 @@ def _cached_tokenizers(path: Path, kwargs: dict) -> dict[str, Any]:
                 or not str(entry[1]).endswith(("Tokenizer", "TokenizerFast")) or not (path / name).is_dir():
             continue
         folder = path / name
-        stamps = tuple(sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns)
-                              for f in folder.iterdir() if f.is_file()))
+        stats = [(f.name, f.stat()) for f in folder.iterdir() if f.is_file()]
+        stamps = tuple(sorted((n, st.st_size, st.st_mtime_ns) for n, st in stats))
         key = (entry[1], str(folder.resolve()), stamps)
         tokenizer = _TOKENIZERS.pop(key, None)
         if tokenizer is None:

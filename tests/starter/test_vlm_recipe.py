@@ -173,17 +173,22 @@ def test_the_studio_loader_supplies_the_vision_tower(tiny_run, clip_folder):
 
 
 @pytest.fixture(scope="module")
-def shipped_scores():
+def shipped_vlm():
+    """(model, processor) of the shipped starter VLM, loaded once for this module."""
     from studio.starter import assets_dir
+    from studio.starter.vlm_train import load_vlm
 
     assets = assets_dir()
     if not (assets / "vlm" / "config.json").exists():
         pytest.skip("assets/starter/vlm is not shipped yet (python -m studio.starter train --only vlm)")
-    from studio.starter.vlm_eval import exact_scores
-    from studio.starter.vlm_train import load_vlm
+    return load_vlm(assets / "vlm", assets / "clip")
 
-    model, processor = load_vlm(assets / "vlm", assets / "clip")
-    return exact_scores(model, processor, 40)
+
+@pytest.fixture(scope="module")
+def shipped_scores(shipped_vlm):
+    from studio.starter.vlm_eval import exact_scores
+
+    return exact_scores(*shipped_vlm, 40)
 
 
 def test_shipped_vlm_counts_and_names_colours_and_shapes(shipped_scores):
@@ -193,20 +198,14 @@ def test_shipped_vlm_counts_and_names_colours_and_shapes(shipped_scores):
     assert s["vlm_count"] >= 0.8 and s["vlm_colour"] >= 0.45 and s["vlm_shape"] >= 0.5, s
 
 
-def test_shipped_vlm_answers_what_colour_is_the_circle():
-    from studio.starter import assets_dir
+def test_shipped_vlm_answers_what_colour_is_the_circle(shipped_vlm):
     from studio.starter.vlm_eval import answer
-    from studio.starter.vlm_train import load_vlm
     from studio.starter.world import make_scene
 
-    assets = assets_dir()
-    if not (assets / "vlm" / "config.json").exists():
-        pytest.skip("assets/starter/vlm is not shipped yet")
-    model, processor = load_vlm(assets / "vlm", assets / "clip")
     scenes = [s for s in (make_scene(2_000_500_000 + i, n_objects=1) for i in range(200))
               if s.objects[0].shape == "circle"][:6]
     items = [(s, qa.QA("colour", "what colour is the circle?", s.objects[0].colour)) for s in scenes]
-    got = answer(model, processor, items)
+    got = answer(*shipped_vlm, items)
     assert sum(qa.normalise(a) == s.objects[0].colour for s, a in zip(scenes, got)) >= 5, got
 
 
