@@ -83,7 +83,39 @@ def motion_view(models, ctx, model_id: str, base_id: str):
     if getattr(base.model, "text_encoder_2", None) is not None or not hasattr(base.model, "unet"):
         raise BadInputError(f"{card.name} animates Stable Diffusion 1.5 models; {base_card.name} is not one.")
     models.get(model_id, ctx)
-    return models.pipeline(base_id, ctx, pipeline=ANIMATEDIFF, motion_adapter=model_id)
+    view = models.pipeline(base_id, ctx, pipeline=ANIMATEDIFF, motion_adapter=model_id)
+    _motion_lora(view.model, card, models)
+    return view
+
+
+MOTION_LORA = "pytorch_lora_weights.safetensors"  # a LoRA shipped inside a motion adapter's folder
+MOTION_LORA_NAME = "motion-text"
+
+
+def _motion_lora(pipe, card, models) -> None:
+    """Apply the LoRA a motion adapter's folder ships with it (the starter adapter's cross-attention
+    LoRA, like AnimateDiff v3's domain adapter) to the view's UNet, once: the view is kept."""
+    from studio.catalog import store
+
+    folder = store.local_path(card, models.assets)
+    if folder is None or not folder.is_dir() or not (folder / MOTION_LORA).is_file():
+        return
+    if MOTION_LORA_NAME in (pipe.get_list_adapters().get("unet") or []):
+        return
+    from diffusers.utils import USE_PEFT_BACKEND
+    from diffusers.utils import logging as dlog
+
+    if not USE_PEFT_BACKEND:
+        raise ModelError(f"{card.name} comes with a LoRA, which needs the peft package: install it "
+                         "(pip install peft) and restart the studio.")
+    level = dlog.get_verbosity()
+    dlog.set_verbosity_error()  # "no LoRA keys for the text encoder": by design, not news
+    try:
+        pipe.load_lora_weights(str(folder), weight_name=MOTION_LORA, adapter_name=MOTION_LORA_NAME)
+    except Exception as exc:
+        raise ModelError(f"The LoRA of {card.name} cannot be applied: {str(exc).splitlines()[0]}") from exc
+    finally:
+        dlog.set_verbosity(level)
 
 
 def fit_window(models, view, ctx, frames: int, width: int, height: int, wanted: int = 0) -> int:

@@ -27,11 +27,13 @@ from .world import SPLITS, make_scene, render_pose
 Log = Callable[[str], None]
 SEED0 = {"vae": 500_000_000, "decoder": 800_000_000, "unet": 550_000_000, "inpaint": 600_000_000,
          "depth": 650_000_000, "pose": 700_000_000, "edges": 750_000_000}
-STEPS = {"vae": 800, "decoder": 600, "unet": 900, "inpaint": 900, "depth": 300, "pose": 300, "edges": 300}
+STEPS = {"vae": 800, "decoder": 600, "unet": 6000, "inpaint": 900, "depth": 300, "pose": 300, "edges": 300}
 BATCH = {"vae": 16, "decoder": 16, "unet": 32, "inpaint": 32, "depth": 32, "pose": 32, "edges": 32}
 LR = {"vae": 1e-3, "unet": 1.5e-3, "inpaint": 1.5e-3, "depth": 1e-3, "pose": 1e-3, "edges": 1e-3}
 STAGES = ("vae", "unet", "inpaint", "depth", "pose", "edges", "decoder")
 UNCOND_P = 0.1  # caption dropout, so classifier-free guidance has an unconditional branch
+EMA = {"unet": 0.999}  # stages whose saved weights are an exponential moving average
+CHECKPOINT_EVERY = 0  # > 0: also save <stage>-step<N>/ every N steps (the CLI's --checkpoint-every)
 
 
 def threads() -> int:
@@ -218,11 +220,27 @@ def prompts_for(scenes, rng, p_uncond: float = UNCOND_P) -> list[str]:
     return out
 
 
-def _loop(name: str, model, steps: int, batch_fn, loss_fn, log: Log) -> None:
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=LR[name],
-                            weight_decay=0.01)
+def _loop(name: str, model, steps: int, batch_fn, loss_fn, log: Log, save=None) -> None:
+    """AdamW with warmup + cosine; with EMA[name], the model ends holding the averaged weights.
+
+    `save(folder)` writes the model; with CHECKPOINT_EVERY it also runs every N steps (on the
+    averaged weights where EMA applies), so a long run can be sampled while it trains.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=LR[name], weight_decay=0.01)
+    decay = EMA.get(name)
+    ema = [p.detach().clone() for p in params] if decay else None
     t0, acc = time.time(), 0.0
-    log(f"[{name}] {type(model).__name__}: {dm.n_params(model):,} params, {steps} steps x {BATCH[name]}")
+    log(f"[{name}] {type(model).__name__}: {dm.n_params(model):,} params, {steps} steps x {BATCH[name]}"
+        + (f", EMA {decay}" if decay else ""))
+
+    def swap():  # exchange live and averaged weights (twice = back to live)
+        with torch.no_grad():
+            for p, e in zip(params, ema):
+                tmp = p.detach().clone()
+                p.copy_(e)
+                e.copy_(tmp)
+
     for step in range(steps):
         for g in opt.param_groups:
             g["lr"] = _lr(step, steps, LR[name])
@@ -231,6 +249,10 @@ def _loop(name: str, model, steps: int, batch_fn, loss_fn, log: Log) -> None:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        if ema is not None:
+            d = min(decay, (1 + step) / (10 + step))  # short warm-up: early weights fade fast
+            with torch.no_grad():
+                torch._foreach_lerp_(ema, [p.detach() for p in params], 1 - d)
         acc += loss.item()
         if (step + 1) % 50 == 0 or step + 1 == steps:
             k = 50 if (step + 1) % 50 == 0 else (step + 1) % 50
@@ -238,6 +260,15 @@ def _loop(name: str, model, steps: int, batch_fn, loss_fn, log: Log) -> None:
             log(f"[{name}] step {step + 1:5d}/{steps}  loss {acc / k:.4f}  {el:5.0f}s"
                 f"  eta {el / (step + 1) * (steps - step - 1):5.0f}s")
             acc = 0.0
+        if save and CHECKPOINT_EVERY and (step + 1) % CHECKPOINT_EVERY == 0 and step + 1 < steps:
+            if ema is not None:
+                swap()
+            save(f"{name}-step{step + 1}")
+            if ema is not None:
+                swap()
+            model.train()
+    if ema is not None:
+        swap()
 
 
 def _scenes(name: str, step: int, filt=None):
@@ -266,7 +297,7 @@ def train_unet(out: Path, clip: Path, steps: int, log: Log) -> Path:
         zt, t, noise = fz.noisy(z)
         return fz.loss(unet(zt, t, e).sample, noise, t)
 
-    _loop("unet", unet, steps, batch, loss, log)
+    _loop("unet", unet, steps, batch, loss, log, save=lambda name: dm.save_model(unet.eval(), out / name))
     dm.save_model(unet.eval(), out / "unet")
     return out / "unet"
 
@@ -409,7 +440,11 @@ def _main(argv=None) -> int:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--clip", type=Path, default=None)
     p.add_argument("--scale", type=float, default=1.0)
+    p.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
+                   help="also save STAGE-stepN/ folders every N steps (to sample a long run while it trains)")
     a = p.parse_args(argv)
+    global CHECKPOINT_EVERY
+    CHECKPOINT_EVERY = a.checkpoint_every
     torch.set_num_threads(threads())
     steps = max(1, int(STEPS[a.stage] * a.scale))
     if a.stage == "vae":

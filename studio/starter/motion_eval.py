@@ -103,15 +103,19 @@ def summarise(scores: list[dict]) -> dict:
 # ---------------------------------------------------------------- generation (torch)
 
 def load_animatediff(assets: Path, motion: Path | None = None):
-    """AnimateDiffPipeline on the starter SD with the motion adapter, by the standard diffusers calls."""
+    """AnimateDiffPipeline on the starter SD with the motion adapter (and its cross-attention LoRA
+    where the folder has one), by the standard diffusers calls."""
     import torch
     from diffusers import AnimateDiffPipeline, MotionAdapter
 
     from .diffusion_models import load_pipeline
+    from .motion_train import load_text_lora
 
     sd = load_pipeline(assets / "sd", assets / "clip")
-    adapter = MotionAdapter.from_pretrained(str(motion or assets / "motion"), dtype=torch.float32)
+    folder = motion or assets / "motion"
+    adapter = MotionAdapter.from_pretrained(str(folder), dtype=torch.float32)
     pipe = AnimateDiffPipeline.from_pipe(sd, motion_adapter=adapter)
+    load_text_lora(pipe, folder)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 

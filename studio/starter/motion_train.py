@@ -7,7 +7,16 @@ growing / colour-changing ones), and the loop.  The starter VAE, UNet and CLIP t
 frozen from `<assets>/sd` and `<assets>/clip` through the standard diffusers calls; the UNet becomes a
 `UNetMotionModel.from_unet2d(unet, adapter)` whose 2D weights stay frozen, so only the motion modules
 learn (their output projections start at zero: step 0 renders exactly what the image model renders).
-The result is a standard MotionAdapter folder (config.json + fp16 safetensors) at `<out>/motion`.
+
+Motion modules never see the prompt (AnimateDiff's temporal attention has no cross-attention): the
+direction words reach them only through what the image model's cross-attention makes of the text,
+and the frozen image model learned to ignore "moving right". So a LoRA on the image model's
+cross-attention (`attn2` of the spatial transformers, rank `LORA_RANK`) trains together with the
+motion modules, like AnimateDiff v3's domain adapter, and ships beside them. It starts at zero too.
+
+The result is a standard MotionAdapter folder (config.json + fp16 safetensors) at `<out>/motion`, plus
+`pytorch_lora_weights.safetensors`, a diffusers LoRA file (`pipe.load_lora_weights(folder)`) that the
+studio's video engine loads with the adapter.
 
 `python -m studio.starter train --only motion` runs it on assets/starter (or --out);
 `python -m studio.starter.motion_train --assets DIR --out DIR2` reads DIR and writes DIR2/motion.
@@ -36,6 +45,12 @@ UNCOND_P = 0.1
 DIRECTIONS = ("left", "right", "up", "down")
 # Motion mix: directions carry the quality bar, growing / recolouring keep the world's other captions.
 MOTION_P = {"left": 0.2, "right": 0.2, "up": 0.2, "down": 0.2, "grow": 0.1, "recolour": 0.1}
+LORA_RANK = 8  # 0: motion modules only (the pre-LoRA recipe)
+LORA_FILE = "pytorch_lora_weights.safetensors"  # diffusers' default LoRA file name
+LORA_NAME = "motion-text"
+# The spatial transformers' cross-attention only: `attentions.N` are the image model's blocks, the
+# motion modules live under `motion_modules.N` and are trained in full.
+LORA_TARGETS = r".*attentions\.\d+\.transformer_blocks\.\d+\.attn2\.(to_q|to_k|to_v|to_out\.0)"
 ADAPTER = dict(block_out_channels=dm.UNET["block_out_channels"],
                motion_layers_per_block=dm.UNET["layers_per_block"],
                motion_transformer_layers_per_block=1, motion_mid_block_layers_per_block=1,
@@ -83,6 +98,37 @@ def adapter_from(model, adapter):
 
 def trainable(model) -> list:
     return [p for p in model.parameters() if p.requires_grad]
+
+
+def add_text_lora(model, rank: int = LORA_RANK) -> None:
+    """The cross-attention LoRA (peft, as diffusers trains LoRAs); B starts at zero."""
+    from peft import LoraConfig
+
+    model.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=LORA_TARGETS), adapter_name=LORA_NAME)
+    for block in _motion_blocks(model):  # peft leaves only its own weights trainable
+        block.motion_modules.requires_grad_(True)
+
+
+def save_text_lora(model, folder: Path) -> Path:
+    """The LoRA in diffusers' file format (fp16), next to the adapter's weights."""
+    from diffusers import AnimateDiffPipeline
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft.utils import get_peft_model_state_dict
+
+    state = convert_state_dict_to_diffusers(get_peft_model_state_dict(model, adapter_name=LORA_NAME))
+    state = {k: v.detach().to(torch.float16).contiguous() for k, v in state.items()}
+    AnimateDiffPipeline.save_lora_weights(str(folder), unet_lora_layers=state, weight_name=LORA_FILE,
+                                          safe_serialization=True)
+    return folder / LORA_FILE
+
+
+def load_text_lora(pipe, folder: str | Path) -> bool:
+    """Apply a motion folder's cross-attention LoRA to an AnimateDiff pipeline (False: it has none)."""
+    folder = Path(folder)
+    if not (folder / LORA_FILE).is_file():
+        return False
+    pipe.load_lora_weights(str(folder), weight_name=LORA_FILE, adapter_name=LORA_NAME)
+    return True
 
 
 # ---------------------------------------------------------------- data
@@ -176,7 +222,7 @@ def _lr(step: int, total: int, peak: float, warmup: int = 50) -> float:
 
 def train_motion(out: str | Path, assets: str | Path | None = None, scale: float = 1.0, log: Log = print,
                  steps: int | None = None, batch: int = BATCH, frames: int = FRAMES, lr: float = LR,
-                 base: Base | None = None, adapter_config: dict | None = None) -> Path:
+                 base: Base | None = None, adapter_config: dict | None = None, lora_rank: int = LORA_RANK) -> Path:
     """Train the motion modules and write `<out>/motion`; `assets` (default `out`) holds sd/ and clip/.
 
     `base` injects already loaded frozen parts (tests); `adapter_config` overrides `ADAPTER` keys.
@@ -197,10 +243,14 @@ def train_motion(out: str | Path, assets: str | Path | None = None, scale: float
     rng = np.random.default_rng(10)
     adapter = new_adapter(**(adapter_config or {}))
     model = motion_unet(base.unet, adapter).train()
+    if lora_rank:
+        add_text_lora(model, lora_rank)
     params = trainable(model)
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+    n_lora = sum(p.numel() for n, p in model.named_parameters() if p.requires_grad and "lora_" in n)
     log(f"[motion] MotionAdapter {tuple(adapter.config.block_out_channels)}: {sum(p.numel() for p in params):,}"
-        f" trainable params, {steps} steps x {batch} clips x {frames} frames")
+        f" trainable params ({n_lora:,} in the cross-attention LoRA, rank {lora_rank}),"
+        f" {steps} steps x {batch} clips x {frames} frames")
     t0, acc, n_acc = time.time(), 0.0, 0
     for step in range(steps):
         seeds = SEED0 + step * batch + np.arange(batch)
@@ -223,6 +273,8 @@ def train_motion(out: str | Path, assets: str | Path | None = None, scale: float
                 f"  eta {el / (step + 1) * (steps - step - 1):5.0f}s")
             acc, n_acc = 0.0, 0
     folder = dm.save_model(adapter_from(model.eval(), adapter).eval(), out / "motion")
+    if lora_rank:
+        save_text_lora(model, folder)
     size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
     log(f"[motion] saved {folder} ({size / 1e6:.2f} MB) in {time.time() - t0:.0f}s")
     return folder
@@ -239,8 +291,11 @@ def _main(argv=None) -> int:
     p.add_argument("--scale", type=float, default=1.0, help="fraction of the training steps")
     p.add_argument("--steps", type=int, default=None, help="exact step count (overrides --scale)")
     p.add_argument("--batch", type=int, default=BATCH)
+    p.add_argument("--lora-rank", type=int, default=LORA_RANK,
+                   help="rank of the cross-attention LoRA trained with the motion modules (0: none)")
     a = p.parse_args(argv)
-    train_motion(a.out or a.assets, a.assets, a.scale, lambda s: print(s, flush=True), a.steps, a.batch)
+    train_motion(a.out or a.assets, a.assets, a.scale, lambda s: print(s, flush=True), a.steps, a.batch,
+                 lora_rank=a.lora_rank)
     return 0
 
 

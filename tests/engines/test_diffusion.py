@@ -190,6 +190,43 @@ def test_lora_files_are_checked(models, tmp_path):
     assert ("peft" in msg) if not USE_PEFT_BACKEND else ("style.safetensors" in msg)
 
 
+def test_a_lora_changes_the_image_for_its_job_only(zoo, models, tmp_path):
+    """A diffusers LoRA file (made here with peft on the tiny UNet, saved by diffusers' own call) changes
+    the image in proportion to its weight, and is unloaded after the job: the shared UNet is clean."""
+    pytest.importorskip("peft")
+    import torch
+    from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    unet = UNet2DConditionModel.from_pretrained(str(zoo.path("sd") / "unet"))
+    unet.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=["to_k", "to_v", "to_q", "to_out.0"]))
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for name, p in unet.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)
+    StableDiffusionPipeline.save_lora_weights(
+        str(tmp_path), unet_lora_layers=convert_state_dict_to_diffusers(get_peft_model_state_dict(unet)),
+        weight_name="style.safetensors")
+    lora = str(tmp_path / "style.safetensors")
+
+    plain = pixels(diffusion.run(req(), TaskContext(), models))
+    full = pixels(diffusion.run(req(loras=(LoraSpec(lora, 1.0),)), TaskContext(), models))
+    half = pixels(diffusion.run(req(loras=(LoraSpec(lora, 0.5),)), TaskContext(), models))
+    zero = pixels(diffusion.run(req(loras=(LoraSpec(lora, 0.0),)), TaskContext(), models))
+    after = pixels(diffusion.run(req(), TaskContext(), models))
+
+    def diff(a, b):
+        return float(np.abs(a.astype(int) - b.astype(int)).mean())
+
+    assert diff(full, plain) > diff(half, plain) > 0
+    assert diff(zero, plain) < 0.5
+    assert np.array_equal(after, plain)  # unloaded: the next job is the model's own
+    assert not getattr(models.get("sd").model.unet, "peft_config", None)
+
+
 def test_preprocessors_without_weights_and_a_clear_message_with_missing_ones(zoo, monkeypatch, tmp_path, photo):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     catalog = load_catalog([assets_dir() / "models.toml"])

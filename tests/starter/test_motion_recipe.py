@@ -77,7 +77,8 @@ def test_recipe_writes_a_standard_motion_adapter_folder(trained, fresh_assets):
     from safetensors.torch import load_file
 
     folder, lines = trained
-    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "diffusion_pytorch_model.safetensors"]
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "diffusion_pytorch_model.safetensors",
+                                                        "pytorch_lora_weights.safetensors"]
     assert any("step     2/2" in line for line in lines) and "saved" in lines[-1]
     adapter = MotionAdapter.from_pretrained(str(folder))
     unet = UNet2DConditionModel.from_pretrained(str(fresh_assets / "sd" / "unet"))
@@ -87,6 +88,29 @@ def test_recipe_writes_a_standard_motion_adapter_folder(trained, fresh_assets):
     assert {v.dtype for v in stored.values()} == {torch.float16}  # fp16, like the other starter folders
     assert any(float(v.abs().max()) > 0 for k, v in stored.items() if "proj_out" in k)  # it trained
     assert sum(p.stat().st_size for p in folder.iterdir()) < 5 * MB
+
+
+def test_the_lora_covers_only_the_image_models_cross_attention(trained):
+    """The direction words reach the motion modules through a LoRA on the spatial transformers' attn2:
+    a diffusers LoRA file (unet.* keys, fp16) that trained, and that leaves every other layer alone."""
+    import re
+
+    import torch
+    from safetensors.torch import load_file
+
+    from studio.starter.motion_train import LORA_RANK
+
+    folder, _ = trained
+    lora = load_file(str(folder / "pytorch_lora_weights.safetensors"))
+    layers = {k.rsplit(".lora", 1)[0] for k in lora}
+    assert layers and all(re.fullmatch(r"unet\.(down_blocks\.\d+\.|up_blocks\.\d+\.|mid_block\.)attentions\.\d+"
+                                       r"\.transformer_blocks\.0\.attn2\.(to_q|to_k|to_v|to_out\.0)", k)
+                          for k in layers), sorted(layers)[:4]
+    assert {k.split(".")[-1] for k in layers} == {"to_q", "to_k", "to_v", "0"}
+    assert {v.dtype for v in lora.values()} == {torch.float16}
+    assert {min(v.shape) for v in lora.values()} == {LORA_RANK}
+    ups = [v for k, v in lora.items() if ".up." in k or "lora_B" in k]
+    assert ups and any(float(v.abs().max()) > 0 for v in ups)  # B starts at zero: nonzero means it trained
 
 
 def test_the_trained_folder_renders_an_8_frame_clip_through_the_video_engine(trained, fresh_assets):
@@ -108,6 +132,12 @@ def test_the_trained_folder_renders_an_8_frame_clip_through_the_video_engine(tra
     result = video.run(req, TaskContext(), models)
     assert len(result.frames) == 8 and all(f.shape == (64, 64, 3) and f.dtype == np.uint8 for f in result.frames)
     assert result.model_name.startswith("fresh-motion on fresh-sd")
+    # The adapter's LoRA is on the AnimateDiff view's UNet, not on the shared image model's.
+    view = models.pipeline("fresh-sd", pipeline=video.ANIMATEDIFF, motion_adapter="fresh-motion").model
+    assert view.get_list_adapters() == {"unet": [video.MOTION_LORA_NAME]}
+    assert not getattr(models.get("fresh-sd").model.unet, "peft_config", None)
+    again = video.run(req, TaskContext(), models)  # the kept view is not given the LoRA twice
+    assert all(np.array_equal(a, b) for a, b in zip(result.frames, again.frames))
 
 
 def test_motion_metrics_on_ground_truth_world_clips():
