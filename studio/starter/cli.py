@@ -18,7 +18,7 @@ EPILOG = """\
 examples:
   python -m studio.starter train                  # tokenizer + CNN + CLIP into assets/starter (~25 min, 2 CPU cores)
   python -m studio.starter train --only cnn       # just the timm CNN (~4 min)
-  python -m studio.starter train --only diffusion # VAE + UNet + inpaint + 3 ControlNets (~75 min, needs clip/)
+  python -m studio.starter train --only diffusion # VAE + UNet + inpaint + 3 ControlNets (~60-80 min, needs clip/)
   python -m studio.starter train --only motion    # AnimateDiff MotionAdapter on the starter UNet (needs sd/, clip/)
   python -m studio.starter train --only vlm       # the LLaVA-style chat VLM (needs clip/: its vision tower)
   python -m studio.starter train --out /tmp/s --scale 0.1   # a quick smoke run (10% of the steps)

@@ -83,7 +83,15 @@ def save_model(model, folder: str | Path) -> Path:
     folder = _clean(Path(folder))
     model.to(torch.float16).save_pretrained(str(folder), safe_serialization=True)
     model.to(torch.float32)
+    forget_source(folder / "config.json")
     return folder
+
+
+def forget_source(config: Path) -> None:
+    """Drop `_name_or_path` (the folder a model was loaded from while training) from a saved config."""
+    data = json.loads(config.read_text())
+    if data.pop("_name_or_path", None) is not None:
+        config.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def save_pipeline(folder: str | Path, vae, unet, tokenizer_dir: str | Path,

@@ -41,6 +41,7 @@ FRAMES = 8
 SEED0 = 900_000_000  # inside the train split, clear of the CNN, CLIP, diffusion and VLM seed streams
 assert SEED0 + 10_000_000 < SPLITS["val"]
 STEPS, BATCH, LR = 1200, 4, 1e-3  # BATCH clips of FRAMES frames each
+X0_WEIGHT_MAX = 20.0  # loss weight 1/SNR capped here (see Base.loss); 0: the image model's min-SNR-5
 UNCOND_P = 0.1
 DIRECTIONS = ("left", "right", "up", "down")
 # Motion mix: directions carry the quality bar, growing / recolouring keep the world's other captions.
@@ -204,10 +205,14 @@ class Base:
         a = self.alphas[t].view(-1, 1, 1, 1, 1)
         return a.sqrt() * z + (1 - a).sqrt() * noise, t, noise
 
-    def loss(self, pred: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """Min-SNR-5 weighted epsilon MSE, as the starter UNet was trained."""
+    def loss(self, pred: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, x0_max: float = 0.0) -> torch.Tensor:
+        """Epsilon MSE, min-SNR-5 weighted as the starter UNet was trained; with `x0_max` > 0, weighted
+        1/SNR (capped there) instead: the error of the predicted clean clip. Where an object is in each
+        frame is decided at high noise, where an epsilon error is tiny for a large x0 error (the
+        image model already denoises the details that low-noise steps are about)."""
         a = self.alphas[t]
-        w = (a / (1 - a)).clamp(max=5.0) / (a / (1 - a))
+        snr = a / (1 - a)
+        w = (1 / snr).clamp(max=x0_max) if x0_max > 0 else snr.clamp(max=5.0) / snr
         return (w * ((pred - noise) ** 2).mean((1, 2, 3, 4))).mean()
 
 
@@ -261,7 +266,7 @@ def train_motion(out: str | Path, assets: str | Path | None = None, scale: float
         zt, t, noise = base.noisy(z)
         for g in opt.param_groups:
             g["lr"] = _lr(step, steps, lr)
-        loss = base.loss(model(zt, t, e).sample, noise, t)
+        loss = base.loss(model(zt, t, e).sample, noise, t, X0_WEIGHT_MAX)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

@@ -217,6 +217,7 @@ def test_shipped_motion_size_budget(shipped):
 
     folder = shipped / "motion"
     assert sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) <= 30 * MB
+    assert (folder / "pytorch_lora_weights.safetensors").is_file()  # the recipe's cross-attention LoRA
     adapter = MotionAdapter.from_pretrained(str(folder))
     unet = UNet2DConditionModel.from_pretrained(str(shipped / "sd" / "unet"))
     assert list(adapter.config.block_out_channels) == list(unet.config.block_out_channels)
@@ -224,7 +225,7 @@ def test_shipped_motion_size_budget(shipped):
 
 @pytest.mark.skipif(os.environ.get("STUDIO_SLOW_TESTS") != "1", reason="small-sample motion bar: STUDIO_SLOW_TESTS=1")
 @pytest.mark.xfail(strict=True, reason="the shipped adapter does not follow the prompted direction yet "
-                   "(motion_direction_rate 0.18, docs/starter.md Measured)")
+                   "(motion_direction_rate 0.25, docs/starter.md Measured)")
 def test_shipped_motion_small_sample_bar(shipped):
     from studio.starter.motion_eval import eval_motion
 
