@@ -33,6 +33,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from studio.engines.video import MOTION_LORA, MOTION_LORA_NAME
+
 from . import diffusion_models as dm
 from .world import SPLITS, make_clip
 
@@ -47,8 +49,8 @@ DIRECTIONS = ("left", "right", "up", "down")
 # Motion mix: directions carry the quality bar, growing / recolouring keep the world's other captions.
 MOTION_P = {"left": 0.2, "right": 0.2, "up": 0.2, "down": 0.2, "grow": 0.1, "recolour": 0.1}
 LORA_RANK = 8  # 0: motion modules only (the pre-LoRA recipe)
-LORA_FILE = "pytorch_lora_weights.safetensors"  # diffusers' default LoRA file name
-LORA_NAME = "motion-text"
+# The file the studio's video engine applies with the adapter (diffusers' default LoRA file name).
+LORA_FILE, LORA_NAME = MOTION_LORA, MOTION_LORA_NAME
 # The spatial transformers' cross-attention only: `attentions.N` are the image model's blocks, the
 # motion modules live under `motion_modules.N` and are trained in full.
 LORA_TARGETS = r".*attentions\.\d+\.transformer_blocks\.\d+\.attn2\.(to_q|to_k|to_v|to_out\.0)"

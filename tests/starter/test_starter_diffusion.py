@@ -175,3 +175,48 @@ def test_inpaint_pipeline_small_bars(sd_assets, text_encoder):
     assert out == inpaint_metrics(pipe, 12, steps=STEPS)  # seeded
     assert out["inpaint_colour_rate"] >= INPAINT_MIN, out
     assert out["inpaint_outside_change"] <= 2 / 255, out
+
+
+def test_training_loop_keeps_a_moving_average_and_checkpoints_it(monkeypatch):
+    """The UNet stage's loop: checkpoints every N steps hold the exponential moving average of the
+    weights (not the live ones), training goes on from the live weights, and the model ends holding
+    the average, computed here independently from the live weights of every step."""
+    import torch
+
+    from studio.starter import diffusion_train as dt
+
+    monkeypatch.setattr(dt, "CHECKPOINT_EVERY", 10)
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 4)
+    live, saved = [], {}
+
+    def batch(step):
+        live.append([p.detach().clone() for p in model.parameters()])  # before this step's update
+        return torch.randn(8, 4), torch.randn(8, 4)
+
+    def loss(b):
+        return ((model(b[0]) - b[1]) ** 2).mean()
+
+    def save(name):
+        saved[name] = [p.detach().clone() for p in model.parameters()]
+
+    dt._loop("unet", model, 30, batch, loss, lambda s: None, save=save)
+    assert sorted(saved) == ["unet-step10", "unet-step20"]
+    final = [p.detach().clone() for p in model.parameters()]
+
+    def average(upto):  # live weights after updates 1..upto are recorded before steps 1..upto
+        ema = [t.clone() for t in live[0]]
+        for s in range(upto):
+            d = min(dt.EMA["unet"], (1 + s) / (10 + s))
+            ema = [e + (1 - d) * (a - e) for e, a in zip(ema, live[s + 1])]
+        return ema
+
+    for name, upto in (("unet-step10", 10), ("unet-step20", 20)):
+        for got, want in zip(saved[name], average(upto)):
+            torch.testing.assert_close(got, want)
+        assert not all(torch.equal(a, b) for a, b in zip(saved[name], live[upto]))  # not the live weights
+    # Training went on from the live weights (live[10] is not the checkpoint's average), and the
+    # model ends holding the average, which moved on after the last checkpoint.
+    assert len(live) == 30
+    assert not all(torch.equal(a, b) for a, b in zip(final, saved["unet-step20"]))
+    assert not all(torch.equal(a, b) for a, b in zip(final, live[-1]))
