@@ -92,30 +92,42 @@ MOTION_LORA = "pytorch_lora_weights.safetensors"  # a LoRA shipped inside a moti
 MOTION_LORA_NAME = "motion-text"
 
 
-def _motion_lora(pipe, card, models) -> None:
+def load_motion_lora(pipe, folder: Path) -> bool:
     """Apply the LoRA a motion adapter's folder ships with it (the starter adapter's cross-attention
-    LoRA, like AnimateDiff v3's domain adapter) to the view's UNet, once: the view is kept."""
-    from studio.catalog import store
-
-    folder = store.local_path(card, models.assets)
-    if folder is None or not folder.is_dir() or not (folder / MOTION_LORA).is_file():
-        return
+    LoRA, like AnimateDiff v3's domain adapter) to an AnimateDiff pipeline's UNet, once. False: the
+    folder has none. Needs diffusers' PEFT backend (the peft package)."""
+    if not folder.is_dir() or not (folder / MOTION_LORA).is_file():
+        return False
     if MOTION_LORA_NAME in (pipe.get_list_adapters().get("unet") or []):
-        return
-    from diffusers.utils import USE_PEFT_BACKEND
+        return True
     from diffusers.utils import logging as dlog
 
-    if not USE_PEFT_BACKEND:
-        raise ModelError(f"{card.name} comes with a LoRA, which needs the peft package: install it "
-                         "(pip install peft) and restart the studio.")
     level = dlog.get_verbosity()
     dlog.set_verbosity_error()  # "no LoRA keys for the text encoder": by design, not news
     try:
         pipe.load_lora_weights(str(folder), weight_name=MOTION_LORA, adapter_name=MOTION_LORA_NAME)
-    except Exception as exc:
-        raise ModelError(f"The LoRA of {card.name} cannot be applied: {str(exc).splitlines()[0]}") from exc
     finally:
         dlog.set_verbosity(level)
+    return True
+
+
+def _motion_lora(pipe, card, models) -> None:
+    """`load_motion_lora` on the manager's AnimateDiff view (kept, so this runs once per view), with
+    clear messages when peft is missing or the file does not fit."""
+    from studio.catalog import store
+
+    folder = store.local_path(card, models.assets)
+    if folder is None or not (folder / MOTION_LORA).is_file():
+        return
+    from diffusers.utils import USE_PEFT_BACKEND
+
+    if not USE_PEFT_BACKEND:
+        raise ModelError(f"{card.name} comes with a LoRA, which needs the peft package: install it "
+                         "(pip install peft) and restart the studio.")
+    try:
+        load_motion_lora(pipe, folder)
+    except Exception as exc:
+        raise ModelError(f"The LoRA of {card.name} cannot be applied: {str(exc).splitlines()[0]}") from exc
 
 
 def fit_window(models, view, ctx, frames: int, width: int, height: int, wanted: int = 0) -> int:

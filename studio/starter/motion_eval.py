@@ -108,14 +108,15 @@ def load_animatediff(assets: Path, motion: Path | None = None):
     import torch
     from diffusers import AnimateDiffPipeline, MotionAdapter
 
+    from studio.engines.video import load_motion_lora
+
     from .diffusion_models import load_pipeline
-    from .motion_train import load_text_lora
 
     sd = load_pipeline(assets / "sd", assets / "clip")
-    folder = motion or assets / "motion"
+    folder = Path(motion or assets / "motion")
     adapter = MotionAdapter.from_pretrained(str(folder), dtype=torch.float32)
     pipe = AnimateDiffPipeline.from_pipe(sd, motion_adapter=adapter)
-    load_text_lora(pipe, folder)
+    load_motion_lora(pipe, folder)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 

@@ -125,15 +125,6 @@ def save_text_lora(model, folder: Path) -> Path:
     return folder / LORA_FILE
 
 
-def load_text_lora(pipe, folder: str | Path) -> bool:
-    """Apply a motion folder's cross-attention LoRA to an AnimateDiff pipeline (False: it has none)."""
-    folder = Path(folder)
-    if not (folder / LORA_FILE).is_file():
-        return False
-    pipe.load_lora_weights(str(folder), weight_name=LORA_FILE, adapter_name=LORA_NAME)
-    return True
-
-
 # ---------------------------------------------------------------- data
 
 def clip_spec(seed: int) -> tuple[str, int]:
