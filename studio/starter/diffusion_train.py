@@ -27,7 +27,7 @@ from .world import SPLITS, make_scene, render_pose
 Log = Callable[[str], None]
 SEED0 = {"vae": 500_000_000, "decoder": 800_000_000, "unet": 550_000_000, "inpaint": 600_000_000,
          "depth": 650_000_000, "pose": 700_000_000, "edges": 750_000_000}
-STEPS = {"vae": 800, "decoder": 600, "unet": 6000, "inpaint": 900, "depth": 300, "pose": 1500, "edges": 300}
+STEPS = {"vae": 800, "decoder": 3600, "unet": 6000, "inpaint": 900, "depth": 300, "pose": 1500, "edges": 300}
 BATCH = {"vae": 16, "decoder": 16, "unet": 32, "inpaint": 32, "depth": 32, "pose": 32, "edges": 32}
 LR = {"vae": 1e-3, "unet": 1.5e-3, "inpaint": 1.5e-3, "depth": 1e-3, "pose": 1e-3, "edges": 1e-3}
 STAGES = ("vae", "unet", "inpaint", "depth", "pose", "edges", "decoder")
