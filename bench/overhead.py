@@ -26,16 +26,6 @@ from pathlib import Path
 GOAL = 1.05
 
 
-def _interleaved(fns: dict, repeats: int) -> dict[str, list[float]]:
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeats):
-        for k, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[k].append((time.perf_counter() - t0) * 1000.0)
-    return times
-
-
 def _figure(name: str, baseline: str, times: dict, model: str, extra: dict | None = None) -> dict:
     s, d = statistics.median(times["studio"]), statistics.median(times["direct"])
     out = {"figure": name, "model": model, "baseline": baseline, "studio_ms": round(s, 2), "direct_ms": round(d, 2),
@@ -49,14 +39,37 @@ def _figure(name: str, baseline: str, times: dict, model: str, extra: dict | Non
     return out
 
 
+class _Call:
+    """A bench-only request: run `fn` on the GPU lane thread (see `_runtime`)."""
+
+    def __init__(self, fn) -> None:
+        self.fn = fn
+
+
+def _run_call(request: _Call, _ctx, _models):
+    t0 = time.perf_counter()
+    out = request.fn()
+    return out, (time.perf_counter() - t0) * 1000.0
+
+
 def _runtime(manager):
-    """The studio's runtime with every engine the studio registers (studio.engines.register_engines)."""
+    """The studio's runtime with every engine the studio registers (studio.engines.register_engines).
+
+    Returns (runtime, call, on_lane): `call(req)` submits a request and waits for its result the way
+    the UI does (this thread plays the Qt main thread); `on_lane(fn)` runs `fn` on the GPU lane thread
+    and returns (its result, milliseconds measured there). Every torch call of a benchmark goes through
+    one of the two, so all of them run on the lane thread, as in the studio, where the main thread
+    never runs torch: with OpenMP, each thread that runs torch ops gets its own team of worker threads,
+    and once two teams exist on 2 cores, libgomp stops spinning and every op pays a thread wake-up
+    (measured on the starter CNN: 8.0 ms on the main thread alone, 10.4 ms on a second thread once the
+    main thread had a team, 1.0x in separate processes)."""
     from studio.engines import register_engines
     from studio.runtime import EngineRegistry, Runtime
 
     posted: queue.Queue = queue.Queue()
     registry = EngineRegistry()
     register_engines(registry)
+    registry.register(_Call, _run_call)
     runtime = Runtime(registry, manager, posted.put)
 
     def call(req):
@@ -68,7 +81,24 @@ def _runtime(manager):
             raise RuntimeError(done[0].user_message)
         return done[0]
 
-    return runtime, call
+    def on_lane(fn):
+        return call(_Call(fn))
+
+    return runtime, call, on_lane
+
+
+def _interleaved_lane(fns: dict, lane_fns: dict, on_lane, repeats: int) -> dict[str, list[float]]:
+    """Each repeat runs every fn in turn (load falls on all alike): `fns` here, timed here; `lane_fns` on
+    the lane thread, timed there (no hand-off)."""
+    times: dict[str, list[float]] = {k: [] for k in (*fns, *lane_fns)}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append((time.perf_counter() - t0) * 1000.0)
+        for k, fn in lane_fns.items():
+            times[k].append(on_lane(fn)[1])
+    return times
 
 
 def bench_featuremaps(repeats: int) -> dict:
@@ -88,56 +118,57 @@ def bench_featuremaps(repeats: int) -> dict:
     catalog = load_catalog([assets_dir() / "models.toml"])
     model_id = "starter-cnn" if (assets_dir() / "starter" / "cnn" / "config.json").exists() else "resnet18-untrained"
     manager = ModelManager(catalog, policy=ModelPolicy(device="cpu"))
-    entry = manager.get(model_id)
     pil = Image.open(assets_dir() / "samples" / "astronaut.jpg").convert("RGB")
     image = StudioImage(np.asarray(pil))
     req = FeatureMapRequest(image, model_id)
-    first = featuremaps.run(req, TaskContext(), manager)
-    layer, size = first.layer, first.input_size[0]
-    model = entry.model
-    module = dict(model.named_modules())[layer]
-    mean = np.asarray(featuremaps.IMAGENET_MEAN, np.float32)
-    std = np.asarray(featuremaps.IMAGENET_STD, np.float32)
-
-    class Stop(Exception):
-        pass
-
-    def direct(stop: bool = True):
-        """What a user writes: preprocess, hook the layer, forward (stopped at the layer, as the studio does,
-        or the full pass when `stop` is False)."""
-        arr = (np.asarray(pil.resize((size, size), Image.BILINEAR), np.float32) / 255.0 - mean) / std
-        x = torch.from_numpy(arr.transpose(2, 0, 1)).unsqueeze(0)
-        got = {}
-
-        def hook(_m, _i, o):
-            got["out"] = o
-            if stop:
-                raise Stop()
-
-        h = module.register_forward_hook(hook)
-        try:
-            with torch.inference_mode():
-                model(x)
-        except Stop:
-            pass
-        finally:
-            h.remove()
-        return got["out"][0].float().numpy()[:64]
-
-    runtime, call = _runtime(manager)
+    runtime, call, on_lane = _runtime(manager)
     try:
-        call(req)
-        direct()
-        times = _interleaved({"studio": lambda: call(req), "engine": lambda: featuremaps.run(req, TaskContext(), manager),
-                              "direct": direct, "direct_full": lambda: direct(False)}, repeats)
+        first = call(req)  # loads the model on the lane thread
+        entry = manager.get(model_id)
+        layer, size = first.layer, first.input_size[0]
+        model = entry.model
+        module = dict(model.named_modules())[layer]
+        mean = np.asarray(featuremaps.IMAGENET_MEAN, np.float32)
+        std = np.asarray(featuremaps.IMAGENET_STD, np.float32)
+
+        class Stop(Exception):
+            pass
+
+        def direct(stop: bool = True):
+            """What a user writes: preprocess, hook the layer, forward (stopped at the layer, as the studio
+            does, or the full pass when `stop` is False)."""
+            arr = (np.asarray(pil.resize((size, size), Image.BILINEAR), np.float32) / 255.0 - mean) / std
+            x = torch.from_numpy(arr.transpose(2, 0, 1)).unsqueeze(0)
+            got = {}
+
+            def hook(_m, _i, o):
+                got["out"] = o
+                if stop:
+                    raise Stop()
+
+            h = module.register_forward_hook(hook)
+            try:
+                with torch.inference_mode():
+                    model(x)
+            except Stop:
+                pass
+            finally:
+                h.remove()
+            return got["out"][0].float().numpy()[:64]
+
+        on_lane(direct)
+        times = _interleaved_lane({"studio": lambda: call(req)},
+                                  {"engine": lambda: featuremaps.run(req, TaskContext(), manager),
+                                   "direct": direct, "direct_full": lambda: direct(False)}, on_lane, repeats)
+        same = float(np.abs(on_lane(direct)[0] - first.maps).max())
+        threads = on_lane(torch.get_num_threads)[0]
     finally:
         runtime.shutdown()
-    same = float(np.abs(direct() - first.maps).max())
     full = statistics.median(times.pop("direct_full"))
     return _figure(f"feature maps ({model_id}, layer {layer}, {size} px)", "preprocess + hook, forward stopped at the layer",
                    times, model_id, {"max_abs_difference_vs_direct": round(same, 6), "direct_full_forward_ms": round(full, 2),
                                      "ratio_to_full_forward": round(statistics.median(times["studio"]) / full, 3),
-                                     "torch_threads": torch.get_num_threads()})
+                                     "torch_threads": threads})
 
 
 def bench_open_clip(repeats: int, quick: bool, tmp: Path) -> dict:
@@ -166,34 +197,38 @@ def bench_open_clip(repeats: int, quick: bool, tmp: Path) -> dict:
                          source="builtin:ViT-B-32", trained=False)
         note = "open_clip ViT-B-32 from its config, random weights (224 px)"
     manager = ModelManager(Catalog([card]), policy=ModelPolicy(device="cpu"))
-    entry = manager.get(card.id)
     labels = tuple(preset_labels("imagenet"))[:100]
     templates = (SINGLE_TEMPLATE,)
     from PIL import Image
 
     pil = Image.open(assets_dir() / "samples" / "astronaut.jpg").convert("RGB")
     req = LabelRequest(StudioImage(np.asarray(pil)), card.id, labels, templates)
-    first = clip.run_label(req, TaskContext(), manager)  # encodes and caches the label texts
-    model, preprocess, tokenizer = entry.model, entry.preprocess, entry.tokenizer
-    with torch.inference_mode():
-        text = model.encode_text(tokenizer(list(prompts(labels, templates))))
-        text = text / text.norm(dim=-1, keepdim=True)
-
-    def direct():
-        with torch.inference_mode():
-            img = model.encode_image(preprocess(pil).unsqueeze(0))
-            img = img / img.norm(dim=-1, keepdim=True)
-            return (img @ text.T)[0].numpy()
-
-    runtime, call = _runtime(manager)
+    runtime, call, on_lane = _runtime(manager)
     try:
-        call(req)
-        direct()
-        times = _interleaved({"studio": lambda: call(req), "engine": lambda: clip.run_label(req, TaskContext(), manager),
-                              "direct": direct}, repeats)
+        first = call(req)  # loads the model and encodes + caches the label texts, on the lane thread
+        entry = manager.get(card.id)
+        model, preprocess, tokenizer = entry.model, entry.preprocess, entry.tokenizer
+
+        def encode_text():
+            with torch.inference_mode():
+                t = model.encode_text(tokenizer(list(prompts(labels, templates))))
+                return t / t.norm(dim=-1, keepdim=True)
+
+        text = on_lane(encode_text)[0]
+
+        def direct():
+            with torch.inference_mode():
+                img = model.encode_image(preprocess(pil).unsqueeze(0))
+                img = img / img.norm(dim=-1, keepdim=True)
+                return (img @ text.T)[0].numpy()
+
+        on_lane(direct)
+        times = _interleaved_lane({"studio": lambda: call(req)},
+                                  {"engine": lambda: clip.run_label(req, TaskContext(), manager), "direct": direct},
+                                  on_lane, repeats)
+        diff = float(np.abs(on_lane(direct)[0] - first.cosine).max())
     finally:
         runtime.shutdown()
-    diff = float(np.abs(direct() - first.cosine).max())
     return _figure(f"open_clip encode, 1 image vs {len(labels)} cached labels ({card.id})",
                    "preprocess + encode_image + matmul", times, card.id,
                    {"model_note": note, "max_abs_cosine_difference_vs_direct": round(diff, 5)})

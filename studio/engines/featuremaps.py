@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+import weakref
 
 import numpy as np
 
@@ -15,16 +16,26 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 def spatial_layers(model) -> tuple[str, ...]:
     """Names of modules worth showing: convolutions, norms, activations and blocks (in order)."""
+    cached = _LAYERS.get(model)
+    if cached is not None:
+        return cached[0]
     import torch.nn as nn
 
     keep = (nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d, nn.Sequential)
     names = []
-    for name, mod in model.named_modules():
+    modules = dict(model.named_modules())
+    for name, mod in modules.items():
         if not name:
             continue
         if isinstance(mod, keep) or (len(list(mod.children())) > 0 and name.count(".") <= 1):
             names.append(name)
+    _LAYERS[model] = (tuple(names), modules)
     return tuple(names)
+
+
+def _module(model, name: str):
+    spatial_layers(model)
+    return _LAYERS[model][1][name]
 
 
 def default_layer(layers: tuple[str, ...]) -> str:
@@ -35,14 +46,16 @@ def default_layer(layers: tuple[str, ...]) -> str:
 
 
 def _preprocess(image, size: int, device: str):
+    """PIL bilinear resize (as torchvision / timm eval transforms), then (x / 255 - mean) / std as one
+    multiply-add in torch: the same values as the numpy way to float rounding, at a third of the time."""
     import torch
     from PIL import Image
 
-    pil = Image.fromarray(np.ascontiguousarray(image.rgb()))
-    pil = pil.resize((size, size), Image.BILINEAR)
-    arr = np.asarray(pil, dtype=np.float32) / 255.0
-    arr = (arr - np.asarray(IMAGENET_MEAN, np.float32)) / np.asarray(IMAGENET_STD, np.float32)
-    return torch.from_numpy(arr.transpose(2, 0, 1)).unsqueeze(0).to(device)
+    pil = Image.fromarray(np.ascontiguousarray(image.rgb())).resize((size, size), Image.BILINEAR)
+    x = torch.from_numpy(np.array(pil)).to(device).permute(2, 0, 1).float()
+    scale = torch.tensor([1.0 / (255.0 * s) for s in IMAGENET_STD], device=device).view(3, 1, 1)
+    shift = torch.tensor([-m / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)], device=device).view(3, 1, 1)
+    return torch.addcmul(shift, x, scale).unsqueeze(0).contiguous()
 
 
 def run(request: FeatureMapRequest, ctx: TaskContext, models) -> FeatureMapResult:
@@ -60,7 +73,7 @@ def run(request: FeatureMapRequest, ctx: TaskContext, models) -> FeatureMapResul
     x = _preprocess(request.image, size, entry.device)
     ctx.progress(0.2, "Running the model…")
     captured = {}
-    module = dict(model.named_modules())[layer]
+    module = _module(model, layer)
 
     def hook(_mod, _inp, out):
         captured["out"] = out
@@ -93,3 +106,6 @@ def run(request: FeatureMapRequest, ctx: TaskContext, models) -> FeatureMapResul
 
 class _StopForward(Exception):
     pass
+
+
+_LAYERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> (layer names, modules by name)
