@@ -18,24 +18,18 @@ def spatial_layers(model) -> tuple[str, ...]:
     """Names of modules worth showing: convolutions, norms, activations and blocks (in order)."""
     cached = _LAYERS.get(model)
     if cached is not None:
-        return cached[0]
+        return cached
     import torch.nn as nn
 
     keep = (nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d, nn.Sequential)
     names = []
-    modules = dict(model.named_modules())
-    for name, mod in modules.items():
+    for name, mod in model.named_modules():
         if not name:
             continue
         if isinstance(mod, keep) or (len(list(mod.children())) > 0 and name.count(".") <= 1):
             names.append(name)
-    _LAYERS[model] = (tuple(names), modules)
-    return tuple(names)
-
-
-def _module(model, name: str):
-    spatial_layers(model)
-    return _LAYERS[model][1][name]
+    _LAYERS[model] = tuple(names)
+    return _LAYERS[model]
 
 
 def default_layer(layers: tuple[str, ...]) -> str:
@@ -73,7 +67,7 @@ def run(request: FeatureMapRequest, ctx: TaskContext, models) -> FeatureMapResul
     x = _preprocess(request.image, size, entry.device)
     ctx.progress(0.2, "Running the model…")
     captured = {}
-    module = _module(model, layer)
+    module = model.get_submodule(layer)
 
     def hook(_mod, _inp, out):
         captured["out"] = out
@@ -108,4 +102,5 @@ class _StopForward(Exception):
     pass
 
 
-_LAYERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> (layer names, modules by name)
+# model -> its layer names; weak keys (the names hold no reference back), so an unloaded model is freed
+_LAYERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
