@@ -41,9 +41,17 @@ STEPS, BATCH, PEAK_LR, WARMUP = 2600, 24, 2e-3, 100
 TEXT_TOKENS, MAX_TURNS = 90, 8  # questions per image: as many as fit in ~90 tokens (see batch_texts)
 RESTYLE_P = 0.12  # share of scenes shown on a flat background of another colour (see restyle)
 SYSTEM_P = 0.1  # share of chats that open with a system prompt (the chat panel has one)
+# Training-only probe on the projector's patch tokens: each must tell the shape and colour of the
+# object covering it (see patch_labels). The heads are dropped at save: the folder is a plain LLaVA.
+AUX_WEIGHT = 0.5
+PATCH_COVER = 16  # pixels of its 8x8 patch an object must cover to be that patch's label
+# Training-only binding probe: at the word a question names its object by ("what colour is the
+# *circle*?", "what shape is the *red* object?"), the language model's last hidden state must tell
+# the other attribute of that object (see binding_refs). Dropped at save like the patch heads.
+BIND_WEIGHT = float(os.environ.get("STUDIO_VLM_BIND", "0.0"))
 VOCAB = 512
-TEXT = dict(hidden_size=160, intermediate_size=480, num_hidden_layers=3, num_attention_heads=5,
-            num_key_value_heads=5, max_position_embeddings=512, rms_norm_eps=1e-5, rope_theta=10000.0,
+TEXT = dict(hidden_size=160, intermediate_size=480, num_hidden_layers=4, num_attention_heads=10,
+            num_key_value_heads=10, max_position_embeddings=512, rms_norm_eps=1e-5, rope_theta=10000.0,
             tie_word_embeddings=False, attention_dropout=0.0)
 # Layer -2's patch tokens (what fed the CLIP's pooled embedding) next to the last layer's,
 # CLS included ("full"): 65 image tokens of 2 x 128 features.
@@ -190,8 +198,9 @@ def vision_features(tower, pixels: torch.Tensor) -> torch.Tensor:
     return torch.cat([hs[i] for i in VISION_FEATURE_LAYER], dim=-1)
 
 
-def encode(tokenizer, texts: list[str]):
-    """input_ids, attention_mask and the loss weight of every token, right-padded.
+def encode(tokenizer, texts: list[str], refs=None):
+    """input_ids, attention_mask and the loss weight of every token, right-padded; with `refs`
+    (batch_texts) also the binding probe's targets: (row, token position, head, class) tensors.
 
     Only answer tokens (and their end token) carry weight, 1/sqrt(answer length) each: a one-word
     colour answer then counts about as much as a 20-token box, instead of 20 times less."""
@@ -200,34 +209,119 @@ def encode(tokenizer, texts: list[str]):
                     add_special_tokens=False)
     offsets = enc["offset_mapping"]
     weight = np.zeros(enc["input_ids"].shape, np.float32)
+    bind: list[tuple[int, int, int, int]] = []
     for i, text in enumerate(expanded):
         starts, ends = offsets[i, :, 0], offsets[i, :, 1]
         for a, b in qa.answer_spans(text):
             inside = (starts >= a) & (ends <= b) & (ends > starts) & (enc["attention_mask"][i] > 0)
             weight[i, inside] = 1.0 / math.sqrt(max(1, int(inside.sum())))
-    return (torch.from_numpy(enc["input_ids"]).long(), torch.from_numpy(enc["attention_mask"]).long(),
-            torch.from_numpy(weight))
+        cursor = 0
+        for question, word, head, cls in (refs[i] if refs is not None else ()):
+            q = text.find(question, cursor)
+            if q < 0:
+                continue
+            cursor = q + len(question)
+            a = q + question.find(word)
+            hit = np.nonzero((ends > a) & (starts < a + len(word)) & (ends > starts))[0]
+            if len(hit):
+                bind.append((i, int(hit[-1]), head, cls))
+    out = (torch.from_numpy(enc["input_ids"]).long(), torch.from_numpy(enc["attention_mask"]).long(),
+           torch.from_numpy(weight))
+    if refs is None:
+        return out
+    return out + (torch.tensor(bind, dtype=torch.long).reshape(-1, 4),)
 
 
-def forward_hidden(model, ids, mask, feats):
+def binding_refs(turns) -> list[tuple[str, str, int, int]]:
+    """(question, the word naming its object, probe head, class) for each colour question that names a
+    shape (head 0: the colour) and shape question that names a colour (head 1: the shape)."""
+    from .world import COLOURS, SHAPES
+
+    refs = []
+    for t in turns:
+        words = t.question.rstrip("?.").split()
+        if t.kind == "colour":
+            named = [w for w in words if w in SHAPES]
+            if named:
+                refs.append((t.question, named[-1], 0, COLOURS.index(t.answer)))
+        elif t.kind == "shape":
+            named = [w for w in words if w in COLOURS]
+            if named:
+                refs.append((t.question, named[-1], 1, SHAPES.index(t.answer)))
+    return refs
+
+
+def forward_hidden(model, ids, mask, feats, with_image_tokens: bool = False):
     """LlavaForConditionalGeneration's forward with precomputed vision features: the same
     projector, masked scatter into the image-token embeddings, and language model."""
     inner = model.model
     emb = inner.language_model.embed_tokens(ids)
     img = inner.multi_modal_projector(feats).to(emb.dtype)
     emb = emb.masked_scatter((ids == model.config.image_token_index)[..., None], img)
-    return inner.language_model(inputs_embeds=emb, attention_mask=mask).last_hidden_state
+    h = inner.language_model(inputs_embeds=emb, attention_mask=mask).last_hidden_state
+    return (h, img) if with_image_tokens else h
 
 
-def answer_loss(model, ids, mask, weight, feats):
-    """Weighted next-token cross-entropy on the answer tokens, and their plain accuracy."""
-    h = forward_hidden(model, ids, mask, feats)
+def patch_labels(scenes) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, 64) shape and colour class of the object covering each 8x8 patch (0 = background; an
+    object must cover PATCH_COVER of the 64 pixels), in the processor's patch order (row-major)."""
+    from .world import COLOURS, SHAPES
+
+    g = SIZE // 8
+    shapes = np.zeros((len(scenes), g * g), np.int64)
+    colours = np.zeros_like(shapes)
+    for i, s in enumerate(scenes):
+        n = len(s.objects) + 1
+        onehot = np.eye(n, dtype=np.int32)[s.instance_mask]  # (H, W, n)
+        counts = onehot.reshape(g, 8, g, 8, n).sum((1, 3)).reshape(g * g, n)
+        best = counts[:, 1:].argmax(1)
+        covered = counts[np.arange(g * g), best + 1] >= PATCH_COVER
+        shape_id = np.array([SHAPES.index(o.shape) + 1 for o in s.objects])
+        colour_id = np.array([COLOURS.index(o.colour) + 1 for o in s.objects])
+        shapes[i] = np.where(covered, shape_id[best], 0)
+        colours[i] = np.where(covered, colour_id[best], 0)
+    return torch.from_numpy(shapes), torch.from_numpy(colours)
+
+
+def new_probe_heads(width: int) -> torch.nn.ModuleDict:
+    """The training-only probes: patch shape / colour (AUX_WEIGHT), binding (BIND_WEIGHT)."""
+    from .world import COLOURS, SHAPES
+
+    heads = torch.nn.ModuleDict()
+    if AUX_WEIGHT > 0:
+        heads["shape"] = torch.nn.Linear(width, len(SHAPES) + 1)
+        heads["colour"] = torch.nn.Linear(width, len(COLOURS) + 1)
+    if BIND_WEIGHT > 0:
+        heads["bind_colour"] = torch.nn.Linear(width, len(COLOURS))
+        heads["bind_shape"] = torch.nn.Linear(width, len(SHAPES))
+    return heads
+
+
+def answer_loss(model, ids, mask, weight, feats, heads=None, labels=None, bind=None):
+    """Weighted next-token cross-entropy on the answer tokens, and their plain accuracy; with
+    `heads`, plus AUX_WEIGHT x the patch probe's cross-entropy (`labels`: patch_labels) and
+    BIND_WEIGHT x the binding probe's (`bind`: encode's targets)."""
+    h, img = forward_hidden(model, ids, mask, feats, with_image_tokens=True)
     w = weight[:, 1:]
     sel = w > 0
     logits = model.lm_head(h[:, :-1][sel])
     y = ids[:, 1:][sel]
     loss = (F.cross_entropy(logits, y, reduction="none") * w[sel]).sum() / w[sel].sum()
-    return loss, float((logits.argmax(-1) == y).float().mean())
+    if heads is not None and labels is not None and AUX_WEIGHT > 0:
+        patches = img[:, 1:]  # the CLS token first ("full" strategy), then 64 patches
+        for name, target in zip(("shape", "colour"), labels):
+            loss = loss + AUX_WEIGHT * F.cross_entropy(heads[name](patches).flatten(0, 1), target.flatten())
+    hits = []
+    if heads is not None and bind is not None and len(bind) and BIND_WEIGHT > 0:
+        at = h[bind[:, 0], bind[:, 1]]
+        for k, name in enumerate(("bind_colour", "bind_shape")):
+            rows = bind[:, 2] == k
+            if rows.any():
+                out = heads[name](at[rows])
+                loss = loss + BIND_WEIGHT * F.cross_entropy(out, bind[rows, 3]) * float(rows.float().mean())
+                hits.append((out.argmax(-1) == bind[rows, 3]).float())
+    probe = float(torch.cat(hits).mean()) if hits else float("nan")
+    return loss, float((logits.argmax(-1) == y).float().mean()), probe
 
 
 def restyle(image: np.ndarray, scene, rng: np.random.Generator) -> np.ndarray:
@@ -254,7 +348,7 @@ def batch_texts(seeds, rng: np.random.Generator, tokenizer):
     with as many questions as fit in TEXT_TOKENS: chats come out about equally long, so a batch
     holds little padding whatever mix of one-word and box answers it drew."""
     scenes = [make_scene(int(s)) for s in seeds]
-    images, texts = [], []
+    images, texts, refs = [], [], []
     for s in scenes:
         images.append(restyle(s.image, s, rng) if rng.random() < RESTYLE_P else s.image)
         drawn = qa.conversation(s, rng, MAX_TURNS)
@@ -268,7 +362,8 @@ def batch_texts(seeds, rng: np.random.Generator, tokenizer):
             used += len(ids)
         system = qa.SYSTEM_PROMPTS[int(rng.integers(len(qa.SYSTEM_PROMPTS)))] if rng.random() < SYSTEM_P else ""
         texts.append(qa.render([(t.question, t.answer) for t in turns], system=system))
-    return np.stack(images), texts
+        refs.append(binding_refs(turns))
+    return np.stack(images), texts, scenes, refs
 
 
 def _lr(step: int, total: int, peak: float, warmup: int) -> float:
@@ -293,34 +388,38 @@ def train_vlm(out: str | Path, clip: str | Path, steps: int = STEPS, batch: int 
     inject_vision_tower(model, tower)
     model.train()
     _tower(model).requires_grad_(False)
+    heads = new_probe_heads(TEXT["hidden_size"]) if AUX_WEIGHT > 0 or BIND_WEIGHT > 0 else None
     params = [p for n, p in model.named_parameters() if p.requires_grad]
+    n_params = sum(p.numel() for p in params)  # what ships; the probe heads do not
+    params += list(heads.parameters()) if heads is not None else []
     decay = [p for p in params if p.ndim >= 2]
     rest = [p for p in params if p.ndim < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": rest, "weight_decay": 0.0}],
                             lr=PEAK_LR, betas=(0.9, 0.98), eps=1e-6)
-    n_params = sum(p.numel() for p in params)
     log(f"[vlm] LLaVA: CLIP vision tower (frozen) + projector + Llama {TEXT['hidden_size']}x"
         f"{TEXT['num_hidden_layers']}, vocab {len(tokenizer)}: {n_params:,} trained params,"
         f" {steps} steps x {batch} scenes x <= {TEXT_TOKENS} question/answer tokens")
-    stats, t_loop, cpu0 = np.zeros(3), time.time(), time.process_time()
+    stats, t_loop, cpu0 = np.zeros(4), time.time(), time.process_time()
     for step in range(steps):
         seeds = SEED0 + step * batch + np.arange(batch)
-        images, texts = batch_texts(seeds, rng, tokenizer)
-        ids, mask, weight = encode(tokenizer, texts)
+        images, texts, scenes, refs = batch_texts(seeds, rng, tokenizer)
+        ids, mask, weight, bind = encode(tokenizer, texts, refs)
+        labels = patch_labels(scenes) if heads is not None else None
         feats = vision_features(tower, pixel_values(images))
         for g in opt.param_groups:
             g["lr"] = _lr(step, steps, PEAK_LR, WARMUP)
-        loss, acc = answer_loss(model, ids, mask, weight, feats)
+        loss, acc, probe = answer_loss(model, ids, mask, weight, feats, heads, labels, bind)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        stats += [loss.item(), acc, ids.shape[1]]
+        stats += [loss.item(), acc, ids.shape[1], probe]
         if (step + 1) % 25 == 0 or step + 1 == steps:
             k = 25 if (step + 1) % 25 == 0 else (step + 1) % 25
             a, el = stats / k, time.time() - t_loop
             eta = el / (step + 1) * (steps - step - 1)
-            log(f"[vlm] step {step + 1:5d}/{steps}  loss {a[0]:.4f}  token-acc {a[1]:.3f}  len {a[2]:.0f}"
+            log(f"[vlm] step {step + 1:5d}/{steps}  loss {a[0]:.4f}  token-acc {a[1]:.3f}"
+                + (f"  binding-probe {a[3]:.3f}" if BIND_WEIGHT > 0 else "") + f"  len {a[2]:.0f}"
                 f"  {el:6.0f}s  cpu {time.process_time() - cpu0:6.0f}s  eta {eta:5.0f}s")
             stats[:] = 0
     model.eval()
