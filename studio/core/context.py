@@ -47,6 +47,10 @@ class TaskContext:
             self._last_progress = now
             self._on_progress(max(0.0, min(1.0, float(fraction))), text)
 
+    def preview_due(self) -> bool:
+        """Whether a preview sent now would go out (not throttled): an engine can skip building one."""
+        return self._on_preview is not None and self._clock() - self._last_preview >= self._min_interval
+
     def preview(self, image: Any) -> None:
         if self._on_preview is None:
             return

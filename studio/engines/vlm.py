@@ -1,21 +1,19 @@
 """The chat engine: one code path for every vision-language model (LLaVA, Idefics3/SmolVLM,
 Qwen2.5-VL, the starter VLM): AutoProcessor + AutoModelForImageTextToText from the model manager,
 `processor.apply_chat_template(messages, add_generation_prompt=True)`, then `model.generate`
-with a `TextIteratorStreamer`.
+with a streamer.
 
-Threads: `generate` runs here, on the GPU lane thread, and a small helper thread drains the
-streamer. That way every torch call (and the thread-local `inference_mode` and RNG fork) stays on
-the lane that owns the models, as ARCHITECTURE.md asks; the helper only joins strings and hands
-the accumulated text to `ctx.preview` (throttled to ~10 Hz, the runtime's one bridge). Stop: a
-StoppingCriteria reads the job's cancel token after every token, so generation ends within one
-token; the helper is always joined before the job ends (the streamer gets its end signal even
-when generate raises), so no thread outlives the job.
+Threads: `generate` runs here, on the GPU lane thread, with every torch call (and the thread-local
+`inference_mode` and RNG fork) on the lane that owns the models, as ARCHITECTURE.md asks. The
+streamer (a transformers `BaseStreamer`) keeps the new token ids and decodes them only when a
+preview is due (the runtime sends at most ~10 a second): no per-token decoding, queue or helper
+thread, so streaming costs next to nothing per token. Stop: a StoppingCriteria reads the job's
+cancel token after every token, so generation ends within one token.
 """
 from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 import time
 from typing import Any, Optional
 
@@ -139,6 +137,37 @@ def _cancel_watch(ctx: TaskContext, max_new_tokens: int):
     return CancelWatch()
 
 
+def _preview_streamer(tokenizer, ctx: TaskContext, t0: float):
+    """A transformers streamer that sends the answer so far as a `ChatStream` preview, decoding the
+    new tokens only when the context would send a preview (throttled), not after every token."""
+    from transformers.generation.streamers import BaseStreamer
+
+    class PreviewStreamer(BaseStreamer):
+        def __init__(self) -> None:
+            self.ids: list[int] = []
+            self.prompt_seen = False
+
+        def put(self, value) -> None:
+            if not self.prompt_seen:  # generate's first put is the prompt
+                self.prompt_seen = True
+                return
+            self.ids.extend(value.reshape(-1).tolist())
+            if ctx.preview_due():
+                self.send()
+
+        def end(self) -> None:
+            if self.ids and ctx.preview_due():
+                self.send()
+
+        def send(self) -> None:
+            # A character whose bytes have not all arrived decodes as U+FFFD: hold it back.
+            text = tokenizer.decode(self.ids, skip_special_tokens=True).rstrip("\ufffd")
+            if text.strip():
+                ctx.preview(ChatStream(text, len(self.ids), time.perf_counter() - t0))
+
+    return PreviewStreamer()
+
+
 def generate_kwargs(request: ChatRequest, model, tokenizer) -> dict[str, Any]:
     """Sampling settings for `generate`: greedy at temperature 0; otherwise temperature and top-p
     with top-k off (the UI offers no top-k, and some models ship top_k=1, which would make the
@@ -170,7 +199,7 @@ def _seeded(seed: int, device):
 def run(request: ChatRequest, ctx: TaskContext, models) -> ChatResult:
     """Engine (GPU lane): answer the last user turn, streaming the text as previews."""
     import torch
-    from transformers import StoppingCriteriaList, TextIteratorStreamer
+    from transformers import StoppingCriteriaList
 
     request.validate()
     t0 = time.perf_counter()
@@ -183,28 +212,13 @@ def run(request: ChatRequest, ctx: TaskContext, models) -> ChatResult:
     ctx.check()
     model, tokenizer = entry.model, prep["tokenizer"]
     watch = _cancel_watch(ctx, int(request.max_new_tokens))
-    streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+    streamer = _preview_streamer(tokenizer, ctx, t0)
     kwargs = dict(prep["inputs"], streamer=streamer, stopping_criteria=StoppingCriteriaList([watch]),
                   **generate_kwargs(request, model, tokenizer))
-
-    def drain() -> None:
-        text = ""
-        for piece in streamer:
-            if piece:
-                text += piece
-                ctx.preview(ChatStream(text, watch.tokens, time.perf_counter() - t0))
-
-    helper = threading.Thread(target=drain, name="studio-vlm-stream", daemon=True)
-    helper.start()
     guard = getattr(models, "oom_guard", None)
-    try:
-        with (guard("answering") if guard else contextlib.nullcontext()), torch.inference_mode(), \
-                _seeded(request.seed, prep["inputs"]["input_ids"].device):
-            out = model.generate(**kwargs)
-    finally:
-        # generate sends the end signal itself, except when it raised: send one so the helper ends.
-        streamer.text_queue.put(streamer.stop_signal)
-        helper.join()
+    with (guard("answering") if guard else contextlib.nullcontext()), torch.inference_mode(), \
+            _seeded(request.seed, prep["inputs"]["input_ids"].device):
+        out = model.generate(**kwargs)
     if ctx.cancelled():
         raise Cancelled()
     new = out[0, prep["prompt_tokens"]:]

@@ -108,7 +108,6 @@ def test_tiny_vlms_load_and_stream_through_the_one_path(chat_runtime, model_id, 
         assert all(s is not None and s[0] % 28 == 0 and s[1] % 28 == 0 for s in res.input_sizes)
     else:
         assert res.input_sizes == (None, None)
-    assert not [t for t in threading.enumerate() if t.name == "studio-vlm-stream"]
 
 
 def test_the_same_seed_gives_the_same_answer_and_greedy_ignores_it(chat_runtime):
@@ -140,7 +139,6 @@ def test_stop_mid_stream_ends_the_job_within_a_token(chat_runtime):
     assert job.state is JobState.CANCELLED and stopped_at
     assert time.monotonic() - stopped_at["t"] < 2.0
     assert stopped_at["tokens"] < 200 and previews[-1].text
-    assert not [t for t in threading.enumerate() if t.name == "studio-vlm-stream"]
 
 
 def test_generation_stops_at_most_one_token_after_the_cancel(chat_runtime):
@@ -167,7 +165,6 @@ def test_generation_stops_at_most_one_token_after_the_cancel(chat_runtime):
     with pytest.raises(Cancelled):
         vlm.run(req, ctx, chat_runtime.models)
     assert at_cancel and counts[-1] - at_cancel[0] <= 1 and counts[-1] < 200
-    assert not [t for t in threading.enumerate() if t.name == "studio-vlm-stream"]
 
 
 def test_the_prompt_keeps_turns_roles_and_only_the_last_images():
@@ -249,3 +246,32 @@ def test_qwen_input_size_maps_its_boxes_back_onto_the_image(chat_runtime):
     assert out["result"].input_sizes == ((140, 56),)
     (g,) = parse('{"bbox_2d": [14, 28, 70, 56], "label": "thing"}')
     assert to_pixels(g, (200, 100), out["result"].input_sizes[0]) == pytest.approx((20, 50, 100, 100))
+
+
+def test_the_streamer_decodes_only_when_a_preview_goes_out():
+    """Per token the streamer only keeps the id; it decodes when the context would send a preview
+    (throttled), holds back a half-arrived character, and skips the prompt generate puts first."""
+    import torch
+
+    from studio.core.context import TaskContext
+
+    class Tok:
+        calls = 0
+
+        def decode(self, ids, skip_special_tokens=True):
+            Tok.calls += 1
+            return "".join(chr(96 + i) for i in ids) + ("\ufffd" if len(ids) == 3 else "")
+
+    clock = [0.0]
+    sent = []
+    ctx = TaskContext(on_preview=sent.append, min_interval=0.1, clock=lambda: clock[0])
+    streamer = vlm._preview_streamer(Tok(), ctx, time.perf_counter())
+    streamer.put(torch.tensor([[5, 6, 7]]))  # the prompt
+    for tok, t in zip([1, 2, 3, 4, 5, 6], [0.0, 0.05, 0.11, 0.15, 0.22, 0.25]):
+        clock[0] = t
+        streamer.put(torch.tensor([tok]))
+    clock[0] = 0.4
+    streamer.end()
+    # due at the first token, at 0.11 s (3 tokens: "abc" and a half character), 0.22 s, and the end
+    assert Tok.calls == 4
+    assert [(p.text, p.tokens) for p in sent] == [("a", 1), ("abc", 3), ("abcde", 5), ("abcdef", 6)]
