@@ -76,6 +76,9 @@ class ClipAdapter:
         resample = Image.BICUBIC if self.preprocess.interpolation == "bicubic" else Image.BILINEAR
         out = []
         for arr in images:
+            if arr.ndim == 3 and arr.shape[:2] == (h, w):  # already the input size: no resize, no crop
+                out.append(arr[..., :3])
+                continue
             pil = Image.fromarray(np.ascontiguousarray(arr[..., :3]))
             if crop and self.preprocess.resize_mode == "shortest":
                 scale = max(h / pil.height, w / pil.width)

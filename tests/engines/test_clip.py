@@ -265,3 +265,25 @@ def test_starter_region_mask_overlaps_the_object(starter):
             overlap += ((region_mask(res, 0.5) > 0) & obj).sum() / obj.sum()
             n += 1
     assert hotter / n >= 0.7 and overlap / n >= 0.5, (hotter / n, overlap / n)
+
+
+@pytest.mark.parametrize("model_id", ["tiny-hf", "tiny-oc"])
+def test_pixels_of_an_image_already_at_the_input_size_are_its_normalised_values(manager, model_id):
+    """An image at the model's input size goes straight to the tensor (no PIL round trip): its values
+    are the image's own, normalised; an alpha channel is dropped; other sizes still resize."""
+    import torch
+
+    entry = manager.get(model_id)
+    adapter = clip.adapter_for(model_id, entry)
+    h, w = adapter.preprocess.size
+    rng = np.random.default_rng(3)
+    exact = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    rgba = np.dstack([exact, np.full((h, w), 255, np.uint8)])
+    fast = adapter.pixels([exact, rgba])
+    mean = torch.tensor(adapter.preprocess.mean).view(3, 1, 1)
+    std = torch.tensor(adapter.preprocess.std).view(3, 1, 1)
+    want = (torch.from_numpy(exact).permute(2, 0, 1).float() / 255.0 - mean) / std
+    assert fast.shape == (2, 3, h, w)
+    assert torch.allclose(fast[0], want, atol=1e-6) and torch.equal(fast[0], fast[1])
+    bigger = np.repeat(np.repeat(exact, 2, axis=0), 2, axis=1)
+    assert adapter.pixels([bigger]).shape == (1, 3, h, w)
