@@ -48,7 +48,7 @@ PATCH_COVER = 16  # pixels of its 8x8 patch an object must cover to be that patc
 # Training-only binding probe: at the word a question names its object by ("what colour is the
 # *circle*?", "what shape is the *red* object?"), the language model's last hidden state must tell
 # the other attribute of that object (see binding_refs). Dropped at save like the patch heads.
-BIND_WEIGHT = float(os.environ.get("STUDIO_VLM_BIND", "0.0"))
+BIND_WEIGHT = 1.0
 VOCAB = 512
 TEXT = dict(hidden_size=160, intermediate_size=480, num_hidden_layers=4, num_attention_heads=10,
             num_key_value_heads=10, max_position_embeddings=512, rms_norm_eps=1e-5, rope_theta=10000.0,
