@@ -287,3 +287,29 @@ def test_pixels_of_an_image_already_at_the_input_size_are_its_normalised_values(
     assert torch.allclose(fast[0], want, atol=1e-6) and torch.equal(fast[0], fast[1])
     bigger = np.repeat(np.repeat(exact, 2, axis=0), 2, axis=1)
     assert adapter.pixels([bigger]).shape == (1, 3, h, w)
+
+
+def test_folder_batch_decodes_ahead_only_with_a_spare_core_or_a_gpu(monkeypatch):
+    import torch
+
+    from studio.engines import clip_batch
+
+    monkeypatch.setattr(clip_batch.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    assert not clip_batch.decode_ahead(torch.device("cpu"))  # the helper would take a core from torch
+    assert clip_batch.decode_ahead(torch.device("cuda", 0))
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert clip_batch.decode_ahead(torch.device("cpu"))
+
+
+@pytest.mark.parametrize("ahead", [False, True])
+def test_folder_batch_gives_the_same_rows_decoded_in_turn_or_ahead(manager, tmp_path, monkeypatch, ahead):
+    from studio.engines import clip_batch
+
+    folder = _folder(tmp_path)
+    monkeypatch.setattr(clip_batch, "decode_ahead", lambda _device: ahead)
+    res = run_batch(LabelBatchRequest(str(folder), "tiny-hf", ("red", "blue"), batch_size=2), TaskContext(), manager)
+    monkeypatch.setattr(clip_batch, "decode_ahead", lambda _device: not ahead)
+    other = run_batch(LabelBatchRequest(str(folder), "tiny-hf", ("red", "blue"), batch_size=2), TaskContext(), manager)
+    assert [i.name for i in res.items] == [i.name for i in other.items] and len(res.items) >= 3
+    assert np.allclose(res.cosine, other.cosine, atol=1e-5) and res.errors == other.errors
