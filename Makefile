@@ -27,7 +27,7 @@ test-slow: $(STAMP)
 
 # Every benchmark -> bench/results.json + docs/benchmarks.md. `make bench BENCH_ARGS="--quick --only gpu"`.
 bench: $(STAMP)
-	QT_QPA_PLATFORM=offscreen HF_HUB_OFFLINE=1 OMP_WAIT_POLICY=PASSIVE $(PY) -m bench $(BENCH_ARGS)
+	QT_QPA_PLATFORM=offscreen HF_HUB_OFFLINE=1 $(PY) -m bench $(BENCH_ARGS)
 
 screenshot: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m studio.ui.screenshot docs/screenshot.png

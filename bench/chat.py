@@ -1,5 +1,5 @@
 """Chat speed: time to first token and tokens/s of the studio's chat path (runtime, GPU lane,
-model manager, TextIteratorStreamer drained by a helper thread, previews through the bridge)
+model manager, the previewing streamer, previews through the bridge)
 against a direct `model.generate` call with the same inputs in the same process (ratio).
 
 Model: the starter VLM (assets/starter/vlm) when that folder exists; until then a tiny random
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import queue
 import statistics
 import sys
 import tempfile
@@ -59,38 +58,36 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     from bench.common import record
+    from bench.lane import lane_runtime
     from studio.core.chat_requests import ChatRequest, ChatTurn
     from studio.core.image import StudioImage
     from studio.engines import vlm
     from studio.engines.manager import ModelManager
-    from studio.runtime import EngineRegistry, Runtime
+    from studio.runtime import EngineRegistry
 
     with tempfile.TemporaryDirectory() as tmpdir:
         catalog, model_id, note = _model(Path(tmpdir))
-        posted: queue.Queue = queue.Queue()
         registry = EngineRegistry()
         vlm.register(registry)
         manager = ModelManager(catalog, "auto")
-        runtime = Runtime(registry, manager, posted.put)
+        # Every torch call on the GPU lane thread, the direct baseline included (bench/lane.py).
+        runtime, _call, on_lane, pump = lane_runtime(manager, registry)
         rng = np.random.default_rng(0)
         image = StudioImage(rng.integers(0, 256, (240, 320, 3), dtype=np.uint8))
         # Sampling (seeded, the same in both paths): a random model decoding greedily tends to repeat
-        # one token without spaces, and the streamer holds text back until a space.
+        # one token without spaces.
         request = ChatRequest(model_id, (ChatTurn("user", QUESTION, image),), max_new_tokens=args.tokens,
                               temperature=1.0, seed=0)
 
         def studio_path() -> dict:
-            """Submit on the 'main thread' (this one), drain the bridge queue until the result."""
+            """Submit on the 'main thread' (this one), run what it posts back until the result."""
             out: dict = {}
             t0 = time.perf_counter()
-            job = runtime.submit(request, on_result=lambda r: out.setdefault("result", r),
+            runtime.submit(request, on_result=lambda r: out.setdefault("result", r),
                                  on_preview=lambda p: out.setdefault("first_preview", time.perf_counter() - t0),
                                  on_error=lambda e: out.setdefault("error", e))
-            while not job.state.finished:
-                try:
-                    posted.get(timeout=0.005)()
-                except queue.Empty:
-                    pass
+            while "result" not in out and "error" not in out:
+                pump()  # blocks until the lane posts something (a preview, progress, the result), as Qt's loop
             out["wall"] = time.perf_counter() - t0
             if "error" in out:
                 raise RuntimeError(out["error"].user_message)
@@ -102,19 +99,17 @@ def main(argv: list[str] | None = None) -> int:
             # A trained model ends its answers early: both paths share this model object, so from here
             # on both generate exactly --tokens tokens (end-of-sequence suppressed until then).
             entry.model.generation_config.min_new_tokens = args.tokens
-            prep = vlm.prepare(request, entry)
+            prep = on_lane(lambda: vlm.prepare(request, entry))[0]
             kwargs = vlm.generate_kwargs(request, entry.model, prep["tokenizer"])
             one = dict(kwargs, max_new_tokens=1, min_new_tokens=1)
 
-            def direct(kw: dict) -> float:
-                t0 = time.perf_counter()
+            def direct(kw: dict) -> None:
                 with torch.inference_mode(), torch.random.fork_rng(devices=[]):
                     torch.manual_seed(request.seed)
                     out = entry.model.generate(**prep["inputs"], **kw)
                 assert out.shape[-1] == prep["prompt_tokens"] + kw["max_new_tokens"]
-                return time.perf_counter() - t0
 
-            direct(kwargs)  # warm-up
+            on_lane(lambda: direct(kwargs))  # warm-up
             s_ttft, s_tps, s_first_preview, d_ttft, d_tps, prep_s = [], [], [], [], [], []
             for _ in range(args.repeats):  # interleaved, so machine load falls on both alike
                 r = studio_path()
@@ -123,24 +118,24 @@ def main(argv: list[str] | None = None) -> int:
                 s_ttft.append(res.first_token_s)
                 s_tps.append(res.tokens_per_s)
                 s_first_preview.append(r.get("first_preview", float("nan")))
-                t0 = time.perf_counter()
-                vlm.prepare(request, entry)
-                prep_s.append(time.perf_counter() - t0)
-                t1, tn = direct(one), direct(kwargs)
+                prep_s.append(on_lane(lambda: vlm.prepare(request, entry))[1] / 1000.0)
+                t1 = on_lane(lambda: direct(one))[1] / 1000.0
+                tn = on_lane(lambda: direct(kwargs))[1] / 1000.0
                 d_ttft.append(t1)
                 d_tps.append((args.tokens - 1) / max(tn - t1, 1e-9))
+            threads = on_lane(torch.get_num_threads)[0]
         finally:
             runtime.shutdown(10.0)
 
     med = statistics.median
     figures = {
-        "model": note, "model_id": model_id, "device": manager.device, "torch_threads": torch.get_num_threads(),
+        "model": note, "model_id": model_id, "device": manager.device, "torch_threads": threads,
         "prompt_tokens": prep["prompt_tokens"], "new_tokens": args.tokens, "repeats": args.repeats,
         "studio": {"ttft_ms": round(med(s_ttft) * 1000, 1), "tokens_per_s": round(med(s_tps), 1),
                    "first_text_on_main_thread_ms": round(med(s_first_preview) * 1000, 1)},
         "direct_generate": {"ttft_ms": round(med(d_ttft) * 1000, 1), "tokens_per_s": round(med(d_tps), 1)},
         "prepare_ms": round(med(prep_s) * 1000, 1),
-        "notes": "studio ttft: job start to first token, including the chat template and image processing "
+        "notes": "all torch calls on the GPU lane thread (bench/lane.py); studio ttft: job start to first token, including the chat template and image processing "
                  "(prepare_ms); direct ttft: generate with 1 new token on prepared inputs; tokens/s excludes "
                  "the first token; sampling at temperature 1 with the same seed in both paths",
     }

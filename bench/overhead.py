@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import queue
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench.lane import interleaved_lane, lane_runtime
 
 GOAL = 1.05
 
@@ -37,68 +38,6 @@ def _figure(name: str, baseline: str, times: dict, model: str, extra: dict | Non
         out["ratio_engine_only"] = round(out["engine_only_ms"] / d, 3)
     out.update(extra or {})
     return out
-
-
-class _Call:
-    """A bench-only request: run `fn` on the GPU lane thread (see `_runtime`)."""
-
-    def __init__(self, fn) -> None:
-        self.fn = fn
-
-
-def _run_call(request: _Call, _ctx, _models):
-    t0 = time.perf_counter()
-    out = request.fn()
-    return out, (time.perf_counter() - t0) * 1000.0
-
-
-def _runtime(manager):
-    """The studio's runtime with every engine the studio registers (studio.engines.register_engines).
-
-    Returns (runtime, call, on_lane): `call(req)` submits a request and waits for its result the way
-    the UI does (this thread plays the Qt main thread); `on_lane(fn)` runs `fn` on the GPU lane thread
-    and returns (its result, milliseconds measured there). Every torch call of a benchmark goes through
-    one of the two, so all of them run on the lane thread, as in the studio, where the main thread
-    never runs torch: with OpenMP, each thread that runs torch ops gets its own team of worker threads,
-    and once two teams exist on 2 cores, libgomp stops spinning and every op pays a thread wake-up
-    (measured on the starter CNN: 8.0 ms on the main thread alone, 10.4 ms on a second thread once the
-    main thread had a team, 1.0x in separate processes)."""
-    from studio.engines import register_engines
-    from studio.runtime import EngineRegistry, Runtime
-
-    posted: queue.Queue = queue.Queue()
-    registry = EngineRegistry()
-    register_engines(registry)
-    registry.register(_Call, _run_call)
-    runtime = Runtime(registry, manager, posted.put)
-
-    def call(req):
-        done: list = []
-        runtime.submit(req, on_result=done.append, on_error=done.append)
-        while not done:
-            posted.get()()  # this thread plays the Qt main thread
-        if hasattr(done[0], "user_message"):
-            raise RuntimeError(done[0].user_message)
-        return done[0]
-
-    def on_lane(fn):
-        return call(_Call(fn))
-
-    return runtime, call, on_lane
-
-
-def _interleaved_lane(fns: dict, lane_fns: dict, on_lane, repeats: int) -> dict[str, list[float]]:
-    """Each repeat runs every fn in turn (load falls on all alike): `fns` here, timed here; `lane_fns` on
-    the lane thread, timed there (no hand-off)."""
-    times: dict[str, list[float]] = {k: [] for k in (*fns, *lane_fns)}
-    for _ in range(repeats):
-        for k, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[k].append((time.perf_counter() - t0) * 1000.0)
-        for k, fn in lane_fns.items():
-            times[k].append(on_lane(fn)[1])
-    return times
 
 
 def bench_featuremaps(repeats: int) -> dict:
@@ -121,7 +60,7 @@ def bench_featuremaps(repeats: int) -> dict:
     pil = Image.open(assets_dir() / "samples" / "astronaut.jpg").convert("RGB")
     image = StudioImage(np.asarray(pil))
     req = FeatureMapRequest(image, model_id)
-    runtime, call, on_lane = _runtime(manager)
+    runtime, call, on_lane, _pump = lane_runtime(manager)
     try:
         first = call(req)  # loads the model on the lane thread
         entry = manager.get(model_id)
@@ -157,7 +96,7 @@ def bench_featuremaps(repeats: int) -> dict:
             return got["out"][0].float().numpy()[:64]
 
         on_lane(direct)
-        times = _interleaved_lane({"studio": lambda: call(req)},
+        times = interleaved_lane({"studio": lambda: call(req)},
                                   {"engine": lambda: featuremaps.run(req, TaskContext(), manager),
                                    "direct": direct, "direct_full": lambda: direct(False)}, on_lane, repeats)
         same = float(np.abs(on_lane(direct)[0] - first.maps).max())
@@ -203,7 +142,7 @@ def bench_open_clip(repeats: int, quick: bool, tmp: Path) -> dict:
 
     pil = Image.open(assets_dir() / "samples" / "astronaut.jpg").convert("RGB")
     req = LabelRequest(StudioImage(np.asarray(pil)), card.id, labels, templates)
-    runtime, call, on_lane = _runtime(manager)
+    runtime, call, on_lane, _pump = lane_runtime(manager)
     try:
         first = call(req)  # loads the model and encodes + caches the label texts, on the lane thread
         entry = manager.get(card.id)
@@ -223,7 +162,7 @@ def bench_open_clip(repeats: int, quick: bool, tmp: Path) -> dict:
                 return (img @ text.T)[0].numpy()
 
         on_lane(direct)
-        times = _interleaved_lane({"studio": lambda: call(req)},
+        times = interleaved_lane({"studio": lambda: call(req)},
                                   {"engine": lambda: clip.run_label(req, TaskContext(), manager), "direct": direct},
                                   on_lane, repeats)
         diff = float(np.abs(on_lane(direct)[0] - first.cosine).max())

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import queue
 import statistics
 import sys
 import tempfile
@@ -55,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     from studio.core.context import TaskContext
     from studio.core.paint_requests import PaintRequest
     from studio.engines import diffusion
-    from studio.runtime import EngineRegistry, Runtime
+    from studio.runtime import EngineRegistry
+
+    from bench.lane import lane_runtime
 
     tmp = Path(tempfile.mkdtemp(prefix="studio-bench-paint-"))
     manager, model_id, note = _model(tmp)
@@ -66,10 +67,10 @@ def main(argv: list[str] | None = None) -> int:
                        scheduler="Euler a", output_dir=str(tmp / "library"), gallery=str(tmp / "gallery.sqlite"),
                        uid="bench")
 
-    posted: "queue.Queue" = queue.Queue()
     registry = EngineRegistry()
     diffusion.register(registry)
-    runtime = Runtime(registry, manager, posted.put)
+    # Every torch call on the GPU lane thread, the direct baseline included (bench/lane.py).
+    runtime, _call, on_lane, pump = lane_runtime(manager, registry)
     first_preview: list[float] = []
 
     def studio_run() -> np.ndarray:
@@ -79,12 +80,12 @@ def main(argv: list[str] | None = None) -> int:
         runtime.submit(req, on_result=done.append, on_error=done.append,
                        on_preview=lambda p: first_preview.append(time.perf_counter() - t0) if not done else None)
         while not done:
-            posted.get()()
+            pump()
         if not hasattr(done[0], "images"):
             raise RuntimeError(done[0].user_message)
         return done[0].images[0].pixels
 
-    base = manager.get(model_id, TaskContext())
+    base = on_lane(lambda: manager.get(model_id, TaskContext()))[0]
     pipe = base.model
     original = pipe.scheduler
 
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     studio_pixels = studio_run()  # warm-up: hashes the model files once, first-call allocations
     cold_s = time.perf_counter() - t0
-    direct_pixels = direct_run()
+    direct_pixels = on_lane(direct_run)[0]
     diff = int(np.abs(studio_pixels.astype(int) - direct_pixels.astype(int)).max())
 
     times: dict[str, list[float]] = {"studio": [], "direct": [], "plain": []}
@@ -116,9 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         if first_preview:
             previews.append(first_preview[0])
         for name, mode in (("direct", True), ("plain", False)):
-            t0 = time.perf_counter()
-            direct_run(mode)
-            times[name].append(time.perf_counter() - t0)
+            times[name].append(on_lane(lambda: direct_run(mode))[1] / 1000.0)
     runtime.shutdown()
     studio_s, direct_s = statistics.median(times["studio"]), statistics.median(times["direct"])
     plain_s = statistics.median(times["plain"])
