@@ -15,6 +15,7 @@ from studio.core.context import TaskContext
 from studio.core.errors import Cancelled, as_studio_error
 from studio.runtime.jobs import Job, JobState
 from studio.runtime.lanes import Lane
+from studio.runtime.preload import first_import_guard, preload_torch_libraries
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +50,11 @@ class EngineRegistry:
 class _Work:
     """One job's execution on a lane thread."""
 
-    def __init__(self, runtime: "Runtime", job: Job, engine: Engine) -> None:
+    def __init__(self, runtime: "Runtime", job: Job, engine: Engine, lane: str = GPU) -> None:
         self.runtime = runtime
         self.job = job
         self.engine = engine
+        self.lane = lane
 
     def drop(self) -> None:
         self.runtime._post(lambda: self.runtime._finish(self.job, JobState.CANCELLED))
@@ -63,6 +65,8 @@ class _Work:
             self.drop()
             return
         rt._post(lambda: rt._mark_running(job))
+        if self.lane == GPU:
+            preload_torch_libraries()  # once: the first job's `import torch` then holds the GIL far less
         ctx = TaskContext(
             job.token,
             on_progress=lambda f, t: rt._post(lambda: rt._progress(job, f, t)),
@@ -70,7 +74,8 @@ class _Work:
             min_interval=rt.progress_interval,
         )
         try:
-            result = self.engine(job.request, ctx, rt.models)
+            with first_import_guard(self.lane == GPU):
+                result = self.engine(job.request, ctx, rt.models)
         except Cancelled:
             rt._post(lambda: rt._finish(job, JobState.CANCELLED))
         except BaseException as exc:  # the lane must keep serving whatever an engine does
@@ -130,7 +135,7 @@ class Runtime:
             self._latest[key] = job
         self.jobs[job.id] = job
         self._notify(job)
-        self.lanes[lane].put(_Work(self, job, engine))
+        self.lanes[lane].put(_Work(self, job, engine, lane))
         return job
 
     def cancel(self, job: Job | int) -> None:
