@@ -84,8 +84,8 @@ def main(argv: list[str] | None = None) -> int:
             out: dict = {}
             t0 = time.perf_counter()
             runtime.submit(request, on_result=lambda r: out.setdefault("result", r),
-                                 on_preview=lambda p: out.setdefault("first_preview", time.perf_counter() - t0),
-                                 on_error=lambda e: out.setdefault("error", e))
+                           on_preview=lambda p: out.setdefault("first_preview", time.perf_counter() - t0),
+                           on_error=lambda e: out.setdefault("error", e))
             while "result" not in out and "error" not in out:
                 pump()  # blocks until the lane posts something (a preview, progress, the result), as Qt's loop
             out["wall"] = time.perf_counter() - t0
