@@ -20,6 +20,10 @@ studio's video engine loads with the adapter.
 
 `python -m studio.starter train --only motion` runs it on assets/starter (or --out);
 `python -m studio.starter.motion_train --assets DIR --out DIR2` reads DIR and writes DIR2/motion.
+
+`VARIANTS` keeps the variants tried for the direction bar and not shipped (`--variant crossing`):
+crossing clips, time-reversed twins and the training-only `DirectionProbe` / `PositionProbe`
+(docs/starter.md records what each measured). The defaults reproduce the shipped weights.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ import torch
 from studio.engines.video import MOTION_LORA, MOTION_LORA_NAME
 
 from . import diffusion_models as dm
-from .world import SPLITS, make_clip
+from .world import SPLITS, Clip, make_clip
 
 Log = Callable[[str], None]
 FRAMES = 8
@@ -46,8 +50,18 @@ STEPS, BATCH, LR = 1200, 4, 1e-3  # BATCH clips of FRAMES frames each
 X0_WEIGHT_MAX = 20.0  # loss weight 1/SNR capped here (see Base.loss); 0: the image model's min-SNR-5
 UNCOND_P = 0.1
 DIRECTIONS = ("left", "right", "up", "down")
+OPPOSITE = {"left": "right", "right": "left", "up": "down", "down": "up"}
 # Motion mix: directions carry the quality bar, growing / recolouring keep the world's other captions.
 MOTION_P = {"left": 0.2, "right": 0.2, "up": 0.2, "down": 0.2, "grow": 0.1, "recolour": 0.1}
+TWO_OBJECTS_P = 0.4  # share of clips with a second, still object
+TRAVEL = (14.0, 26.0)  # pixels a moving actor covers over the clip (the world's default)
+# Variants of the recipe that were tried for the direction bar and not shipped (docs/starter.md,
+# "Measured"), kept runnable: `--variant crossing`. The actor crosses most of the frame ("moving
+# right" also means "starts on the left"), every clip is trained beside its time-reversed twin
+# (`reversed_twin`), timesteps below 200 are skipped, and a direction probe (`DirectionProbe`) makes
+# the cross-attention LoRA carry the direction words into the features.
+VARIANTS = {"crossing": dict(steps=3000, motion_p={d: 0.25 for d in DIRECTIONS}, two_objects_p=0.0,
+                             travel=(32.0, 42.0), t_min=200, twins=True, direction_weight=0.2)}
 LORA_RANK = 8  # 0: motion modules only (the pre-LoRA recipe)
 # The file the studio's video engine applies with the adapter (diffusers' default LoRA file name).
 LORA_FILE, LORA_NAME = MOTION_LORA, MOTION_LORA_NAME
@@ -127,16 +141,30 @@ def save_text_lora(model, folder: Path) -> Path:
 
 # ---------------------------------------------------------------- data
 
-def clip_spec(seed: int) -> tuple[str, int]:
+def clip_spec(seed: int, motion_p: dict | None = None, two_objects_p: float = TWO_OBJECTS_P) -> tuple[str, int]:
     """(motion, n_objects) of a training clip: fixed by its seed."""
+    motion_p = motion_p or MOTION_P
     rng = np.random.default_rng(seed)
-    motion = str(rng.choice(list(MOTION_P), p=list(MOTION_P.values())))
-    return motion, 1 if rng.random() < 0.6 else 2
+    motion = str(rng.choice(list(motion_p), p=list(motion_p.values())))
+    return motion, 2 if rng.random() >= 1.0 - two_objects_p else 1
 
 
-def training_clip(seed: int, frames: int = FRAMES):
-    motion, n = clip_spec(seed)
-    return make_clip(seed, frames=frames, n_objects=n, motion=motion)
+def training_clip(seed: int, frames: int = FRAMES, motion_p: dict | None = None,
+                  two_objects_p: float = TWO_OBJECTS_P, travel: tuple[float, float] = TRAVEL):
+    motion, n = clip_spec(seed, motion_p, two_objects_p)
+    return make_clip(seed, frames=frames, n_objects=n, motion=motion, travel=travel)
+
+
+def reversed_twin(clip):
+    """The clip played backwards: the same object moving the opposite way ("moving left" for "moving
+    right"), frame for frame the same pictures. Trained side by side with the same noise (flipped in
+    time) and timestep, the pair differs only in the direction word and the frame order, so the
+    model can lower both losses only by reading the direction from the prompt."""
+    if clip.motion not in OPPOSITE:
+        raise ValueError(f"a {clip.motion!r} clip has no time-reversed caption")
+    back = OPPOSITE[clip.motion]
+    return Clip(clip.frames[::-1], clip.caption.replace(f"moving {clip.motion}", f"moving {back}", 1), back,
+                clip.seed)
 
 
 def prompt_for(clip, rng: np.random.Generator, p_uncond: float = UNCOND_P) -> str:
@@ -146,6 +174,11 @@ def prompt_for(clip, rng: np.random.Generator, p_uncond: float = UNCOND_P) -> st
         return ""
     actor = clip.caption.split(" and a still ")[0]
     return actor if u < 0.6 else clip.caption
+
+
+def twin_prompt(prompt: str, clip, twin) -> str:
+    """The twin's prompt: its clip's prompt with the direction word swapped ("" stays "")."""
+    return prompt.replace(f"moving {clip.motion}", f"moving {twin.motion}", 1)
 
 
 def clip_pixels(clips) -> torch.Tensor:
@@ -191,10 +224,15 @@ class Base:
         b, f = len(clips), z.shape[0] // len(clips)
         return z.reshape(b, f, *z.shape[1:]).permute(0, 2, 1, 3, 4).contiguous()
 
-    def noisy(self, z: torch.Tensor):
-        """Independent noise per frame, one timestep per clip (AnimateDiff's training)."""
-        noise = torch.randn_like(z)
-        t = torch.randint(0, len(self.alphas), (z.shape[0],))
+    def noisy(self, z: torch.Tensor, t_min: int = 0, twins: bool = False):
+        """Independent noise per frame, one timestep per clip (AnimateDiff's training), drawn from
+        [t_min, 1000). `twins`: the second half of the batch is the first half reversed in time
+        (`reversed_twin`) and gets the same noise, flipped in time, at the same timestep."""
+        n = z.shape[0] // 2 if twins else z.shape[0]
+        noise = torch.randn_like(z[:n])
+        t = torch.randint(t_min, len(self.alphas), (n,))
+        if twins:
+            noise, t = torch.cat([noise, noise.flip(2)]), t.repeat(2)
         a = self.alphas[t].view(-1, 1, 1, 1, 1)
         return a.sqrt() * z + (1 - a).sqrt() * noise, t, noise
 
@@ -216,17 +254,103 @@ def _lr(step: int, total: int, peak: float, warmup: int = 50) -> float:
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup))))
 
 
+class PositionProbe(torch.nn.Module):
+    """Training only, dropped at save: a 1x1 conv on the mid block's output (after its motion module)
+    scores each cell of the coarsest grid for "the object is here in this frame"; its loss is the
+    cross-entropy to a Gaussian (sigma `SIGMA` px) around the actor's centroid in every frame. At high
+    noise a frame alone does not show where the object is: the features must get it from the prompt's
+    direction and the frame's place in the clip."""
+
+    SIGMA = 8.0
+
+    def __init__(self, model):
+        super().__init__()
+        block = model.mid_block
+        self.head = torch.nn.Conv2d(block.resnets[-1].out_channels, 1, 1)
+        self._feats = None
+        self._hook = block.register_forward_hook(lambda _m, _i, out: setattr(self, "_feats", out))
+
+    def remove(self) -> None:
+        self._hook.remove()
+
+    @classmethod
+    def targets(cls, clips, grid: int) -> torch.Tensor:
+        """(clips * frames, grid * grid) soft targets: where the actor (instance 1) is in each frame."""
+        size = clips[0].frames[0].image.shape[0]
+        centres = (np.arange(grid) + 0.5) * size / grid
+        out = []
+        for c in clips:
+            for f in c.frames:
+                ys, xs = np.nonzero(f.instance_mask == 1)
+                cx, cy = (xs.mean(), ys.mean()) if len(xs) else (size / 2, size / 2)
+                g = np.exp(-((centres[None, :] - cx) ** 2 + (centres[:, None] - cy) ** 2) / (2 * cls.SIGMA ** 2))
+                out.append((g / g.sum()).ravel())
+        return torch.tensor(np.stack(out), dtype=torch.float32)
+
+    def loss(self, clips) -> torch.Tensor:
+        logits = self.head(self._feats).flatten(1)
+        target = self.targets(clips, self._feats.shape[-1])
+        return -(target * torch.log_softmax(logits, -1)).sum(-1).mean()
+
+
+class DirectionProbe(torch.nn.Module):
+    """Training only, dropped at save: a linear head on each frame's mid-block features (averaged over
+    the grid) must name the prompt's direction. The direction words hardly move the frozen image
+    model's features (left / right barely differ in the starter text tower), and the motion modules
+    cannot learn to use a difference that is not there; this loss makes the cross-attention LoRA
+    carry the direction into every frame's features. Prompts without a direction (unconditional
+    rows) are left out."""
+
+    def __init__(self, model):
+        super().__init__()
+        block = model.mid_block
+        self.head = torch.nn.Linear(block.resnets[-1].out_channels, len(DIRECTIONS))
+        self._feats = None
+        self._hook = block.register_forward_hook(lambda _m, _i, out: setattr(self, "_feats", out))
+
+    def remove(self) -> None:
+        self._hook.remove()
+
+    @staticmethod
+    def labels(prompts: list[str], frames: int) -> torch.Tensor:
+        """(len(prompts) * frames,) direction index per frame row, -100 where the prompt names none."""
+        ids = [next((i for i, d in enumerate(DIRECTIONS) if f"moving {d}" in p), -100) for p in prompts]
+        return torch.tensor(ids).repeat_interleave(frames)
+
+    def loss(self, prompts: list[str], frames: int) -> torch.Tensor:
+        labels = self.labels(prompts, frames)
+        if not bool((labels >= 0).any()):
+            return self._feats.sum() * 0.0
+        return torch.nn.functional.cross_entropy(self.head(self._feats.mean((2, 3))), labels, ignore_index=-100)
+
+
 # ---------------------------------------------------------------- the loop
+
+def _save(model, adapter, folder: Path, lora_rank: int) -> Path:
+    folder = dm.save_model(adapter_from(model.eval(), adapter).eval(), folder)
+    if lora_rank:
+        save_text_lora(model, folder)
+    return folder
+
 
 def train_motion(out: str | Path, assets: str | Path | None = None, scale: float = 1.0, log: Log = print,
                  steps: int | None = None, batch: int = BATCH, frames: int = FRAMES, lr: float = LR,
-                 base: Base | None = None, adapter_config: dict | None = None, lora_rank: int = LORA_RANK) -> Path:
+                 base: Base | None = None, adapter_config: dict | None = None, lora_rank: int = LORA_RANK,
+                 motion_p: dict | None = None, two_objects_p: float = TWO_OBJECTS_P,
+                 travel: tuple[float, float] = TRAVEL, t_min: int = 0, twins: bool = False,
+                 direction_weight: float = 0.0, probe_weight: float = 0.0, save_every: int = 0) -> Path:
     """Train the motion modules and write `<out>/motion`; `assets` (default `out`) holds sd/ and clip/.
 
+    The defaults are the shipped recipe; `VARIANTS` holds the keyword sets of the variants tried.
+    `twins`: each batch is `batch // 2` clips and their time-reversed twins (`reversed_twin`).
+    `direction_weight` / `probe_weight`: the training-only `DirectionProbe` / `PositionProbe`.
+    `save_every` > 0 also writes checkpoints `<out>/motion-step<N>` (same layout) every that many steps.
     `base` injects already loaded frozen parts (tests); `adapter_config` overrides `ADAPTER` keys.
     """
     from .diffusion_train import threads
 
+    if twins and (batch < 2 or batch % 2):
+        raise ValueError(f"with twins the batch must be even (clips and their twins), not {batch}")
     torch.set_num_threads(threads())
     out = Path(out)
     assets = Path(assets) if assets else out
@@ -244,22 +368,43 @@ def train_motion(out: str | Path, assets: str | Path | None = None, scale: float
     if lora_rank:
         add_text_lora(model, lora_rank)
     params = trainable(model)
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+    probe = PositionProbe(model) if probe_weight else None
+    dprobe = DirectionProbe(model) if direction_weight else None
+    heads = [p for m in (probe, dprobe) if m is not None for p in m.parameters()]
+    opt = torch.optim.AdamW(params + heads, lr=lr, weight_decay=0.01)
     n_lora = sum(p.numel() for n, p in model.named_parameters() if p.requires_grad and "lora_" in n)
     log(f"[motion] MotionAdapter {tuple(adapter.config.block_out_channels)}: {sum(p.numel() for p in params):,}"
         f" trainable params ({n_lora:,} in the cross-attention LoRA, rank {lora_rank}),"
-        f" {steps} steps x {batch} clips x {frames} frames")
-    t0, acc, n_acc = time.time(), 0.0, 0
+        f" {steps} steps x {batch} clips" + (" (half of them time-reversed twins)" if twins else "")
+        + f" x {frames} frames" + (f", t >= {t_min}" if t_min else "")
+        + (f", position probe x {probe_weight}" if probe else "")
+        + (f", direction probe x {direction_weight}" if dprobe else ""))
+    n_src = batch // 2 if twins else batch
+    t0, acc, acc_p, acc_d, n_acc = time.time(), 0.0, 0.0, 0.0, 0
     for step in range(steps):
-        seeds = SEED0 + step * batch + np.arange(batch)
-        clips = [training_clip(int(s), frames) for s in seeds]
+        seeds = SEED0 + step * n_src + np.arange(n_src)
+        clips = [training_clip(int(s), frames, motion_p, two_objects_p, travel) for s in seeds]
         z = base.encode_clips(clips)
+        prompts = [prompt_for(c, rng) for c in clips]
+        if twins:
+            back = [reversed_twin(c) for c in clips]
+            z = torch.cat([z, z.flip(2)])  # the twins' latents: the same frames, backwards
+            prompts += [twin_prompt(p, c, w) for p, c, w in zip(prompts, clips, back)]
+            clips = clips + back
         # UNetMotionModel takes one text row per frame (AnimateDiffPipeline repeats them the same way).
-        e = base.encode_text([prompt_for(c, rng) for c in clips]).repeat_interleave(frames, 0)
-        zt, t, noise = base.noisy(z)
+        e = base.encode_text(prompts).repeat_interleave(frames, 0)
+        zt, t, noise = base.noisy(z, t_min, twins=twins)
         for g in opt.param_groups:
             g["lr"] = _lr(step, steps, lr)
         loss = base.loss(model(zt, t, e).sample, noise, t, X0_WEIGHT_MAX)
+        if probe is not None:
+            p_loss = probe.loss(clips)
+            acc_p += p_loss.item()
+            loss = loss + probe_weight * p_loss
+        if dprobe is not None:
+            d_loss = dprobe.loss(prompts, frames)
+            acc_d += d_loss.item()
+            loss = loss + direction_weight * d_loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -267,12 +412,18 @@ def train_motion(out: str | Path, assets: str | Path | None = None, scale: float
         acc, n_acc = acc + loss.item(), n_acc + 1
         if (step + 1) % 25 == 0 or step + 1 == steps:
             el = time.time() - t0
-            log(f"[motion] step {step + 1:5d}/{steps}  loss {acc / n_acc:.4f}  {el:5.0f}s"
-                f"  eta {el / (step + 1) * (steps - step - 1):5.0f}s")
-            acc, n_acc = 0.0, 0
-    folder = dm.save_model(adapter_from(model.eval(), adapter).eval(), out / "motion")
-    if lora_rank:
-        save_text_lora(model, folder)
+            log(f"[motion] step {step + 1:5d}/{steps}  loss {acc / n_acc:.4f}"
+                + (f"  probe {acc_p / n_acc:.3f}" if probe else "")
+                + (f"  direction {acc_d / n_acc:.3f}" if dprobe else "")
+                + f"  {el:5.0f}s  eta {el / (step + 1) * (steps - step - 1):5.0f}s")
+            acc, acc_p, acc_d, n_acc = 0.0, 0.0, 0.0, 0
+        if save_every and (step + 1) % save_every == 0 and step + 1 < steps:
+            _save(model, new_adapter(**(adapter_config or {})), out / f"motion-step{step + 1}", lora_rank)
+            model.train()
+    for m in (probe, dprobe):
+        if m is not None:
+            m.remove()
+    folder = _save(model, adapter, out / "motion", lora_rank)
     size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
     log(f"[motion] saved {folder} ({size / 1e6:.2f} MB) in {time.time() - t0:.0f}s")
     return folder
@@ -291,9 +442,16 @@ def _main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=BATCH)
     p.add_argument("--lora-rank", type=int, default=LORA_RANK,
                    help="rank of the cross-attention LoRA trained with the motion modules (0: none)")
+    p.add_argument("--variant", choices=sorted(VARIANTS), default=None,
+                   help="a variant of the recipe that was tried and not shipped (docs/starter.md)")
+    p.add_argument("--probe", type=float, default=0.0, help="weight of the position probe (0: none)")
+    p.add_argument("--save-every", type=int, default=0, help="also write OUT/motion-stepN every N steps")
     a = p.parse_args(argv)
-    train_motion(a.out or a.assets, a.assets, a.scale, lambda s: print(s, flush=True), a.steps, a.batch,
-                 lora_rank=a.lora_rank)
+    kw = dict(VARIANTS[a.variant]) if a.variant else {}
+    steps = a.steps if a.steps is not None else (int(kw.pop("steps") * a.scale) if "steps" in kw else None)
+    kw.pop("steps", None)
+    train_motion(a.out or a.assets, a.assets, a.scale, lambda s: print(s, flush=True), steps, a.batch,
+                 lora_rank=a.lora_rank, probe_weight=a.probe, save_every=a.save_every, **kw)
     return 0
 
 

@@ -403,8 +403,11 @@ def make_scene(seed: int, n_objects: int | None = None, background: str | None =
 # ---------------------------------------------------------------- clips
 
 def make_clip(seed: int, frames: int | None = None, n_objects: int | None = None,
-              motion: str | None = None, size: int = SIZE) -> Clip:
-    """A short clip: one actor moves / grows / changes colour, an optional second object stays."""
+              motion: str | None = None, size: int = SIZE, travel: tuple[float, float] = (14, 26)) -> Clip:
+    """A short clip: one actor moves / grows / changes colour, an optional second object stays.
+
+    `travel`: range of the distance in pixels a moving actor covers over the clip (less where the
+    actor would not fit)."""
     rng = np.random.default_rng(seed)
     t_count = int(frames) if frames is not None else int(rng.integers(8, 17))
     n = int(n_objects) if n_objects is not None else int(rng.integers(1, 3))
@@ -415,7 +418,7 @@ def make_clip(seed: int, frames: int | None = None, n_objects: int | None = None
     colour, shape = COLOURS[labels[0] // len(SHAPES)], SHAPES[labels[0] % len(SHAPES)]
     # The actor is always nearest, so its visible centroid follows its motion exactly.
     actor = None
-    travel = float(rng.uniform(14, 26))
+    travel = float(rng.uniform(*travel))
     grow = float(rng.uniform(1.4, 1.7))
     while actor is None:
         r = _radius(rng, shape, 2, 0.9)

@@ -48,7 +48,9 @@ def trained(fresh_assets, tmp_path_factory):
 
     lines = []
     out = tmp_path_factory.mktemp("motion-out")
-    folder = train_motion(out, fresh_assets, steps=2, batch=1, log=lines.append)
+    # the shipped recipe's loop with every option of the variants switched on
+    folder = train_motion(out, fresh_assets, steps=2, batch=2, log=lines.append, twins=True, t_min=200,
+                          direction_weight=0.2, probe_weight=0.05, save_every=1)
     return folder, lines
 
 
@@ -79,7 +81,10 @@ def test_recipe_writes_a_standard_motion_adapter_folder(trained, fresh_assets):
     folder, lines = trained
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "diffusion_pytorch_model.safetensors",
                                                         "pytorch_lora_weights.safetensors"]
-    assert any("step     2/2" in line for line in lines) and "saved" in lines[-1]
+    assert any("step     2/2" in line and "probe" in line and "direction" in line for line in lines)
+    assert "saved" in lines[-1]
+    # the checkpoint of step 1 has the same layout; the training-only probe is not in either folder
+    assert sorted(p.name for p in (folder.parent / "motion-step1").iterdir()) == sorted(p.name for p in folder.iterdir())
     adapter = MotionAdapter.from_pretrained(str(folder))
     unet = UNet2DConditionModel.from_pretrained(str(fresh_assets / "sd" / "unet"))
     assert list(adapter.config.block_out_channels) == list(unet.config.block_out_channels)
@@ -138,6 +143,96 @@ def test_the_trained_folder_renders_an_8_frame_clip_through_the_video_engine(tra
     assert not getattr(models.get("fresh-sd").model.unet, "peft_config", None)
     again = video.run(req, TaskContext(), models)  # the kept view is not given the LoRA twice
     assert all(np.array_equal(a, b) for a, b in zip(result.frames, again.frames))
+
+
+def crossing_clip(seed):
+    from studio.starter.motion_train import VARIANTS, training_clip
+
+    kw = VARIANTS["crossing"]
+    return training_clip(seed, motion_p=kw["motion_p"], two_objects_p=kw["two_objects_p"], travel=kw["travel"])
+
+
+def test_crossing_clips_cross_the_frame_and_their_twins_run_backwards():
+    """The crossing variant's clips travel 32-42 px in one of the four directions; a clip's
+    time-reversed twin shows the same frames backwards, captioned and scored as moving the other way."""
+    from studio.starter.motion_eval import clip_scores
+    from studio.starter.motion_train import OPPOSITE, SEED0, VARIANTS, reversed_twin
+
+    TRAVEL = VARIANTS["crossing"]["travel"]
+    motions = set()
+    for i in range(12):
+        clip = crossing_clip(SEED0 + i)
+        twin = reversed_twin(clip)
+        motions.add(clip.motion)
+        colour = clip.frames[0].objects[0].colour
+        assert len(clip.frames) == 8 and len(clip.frames[0].objects) == 1
+        assert twin.motion == OPPOSITE[clip.motion] and twin.caption.endswith(f"moving {twin.motion}")
+        assert twin.caption.replace(twin.motion, "") == clip.caption.replace(clip.motion, "")
+        assert np.array_equal(twin.images, clip.images[::-1])
+        forward, backward = clip_scores(clip.images, colour, clip.motion), clip_scores(twin.images, colour, twin.motion)
+        assert forward["moved"] and backward["moved"]
+        assert forward["along"] >= 0.7 * TRAVEL[0]  # crosses most of the 64-px frame (less only where it must fit)
+    assert motions == set(OPPOSITE)
+
+
+def test_twins_get_the_same_noise_backwards_and_the_same_timestep():
+    import torch
+
+    from studio.starter.motion_train import SEED0, Base, reversed_twin, twin_prompt
+
+    base = Base.__new__(Base)
+    base.alphas = torch.linspace(0.999, 0.001, 1000)
+    z = torch.randn(2, 4, 8, 16, 16)
+    z = torch.cat([z, z.flip(2)])
+    zt, t, noise = base.noisy(z, t_min=200, twins=True)
+    assert torch.equal(t[:2], t[2:]) and bool((t >= 200).all())
+    assert torch.equal(noise[2:], noise[:2].flip(2)) and torch.allclose(zt[2:], zt[:2].flip(2))
+    clip = crossing_clip(SEED0)
+    twin = reversed_twin(clip)
+    assert twin_prompt(clip.caption, clip, twin) == twin.caption and twin_prompt("", clip, twin) == ""
+
+
+def test_position_probe_targets_follow_the_actor():
+    from studio.starter.motion_train import SEED0, PositionProbe
+
+    clip = crossing_clip(SEED0 + 1)
+    target = PositionProbe.targets([clip], 4).numpy()
+    assert target.shape == (8, 16) and np.allclose(target.sum(1), 1.0)
+    for f, row in zip(clip.frames, target):
+        cx, cy = f.objects[0].centroid
+        assert row.argmax() == min(3, int(cy // 16)) * 4 + min(3, int(cx // 16))
+
+
+def test_direction_probe_labels_every_frame_and_skips_unconditional_rows():
+    import torch
+
+    from studio.starter.motion_train import DIRECTIONS, DirectionProbe
+
+    labels = DirectionProbe.labels(["a red circle moving up", "", "a blue star moving left and a still red square"], 2)
+    up, left = DIRECTIONS.index("up"), DIRECTIONS.index("left")
+    assert labels.tolist() == [up, up, -100, -100, left, left]
+    assert labels.dtype == torch.int64
+
+
+def test_twins_need_an_even_batch_and_growing_clips_have_no_twin(fresh_assets, tmp_path):
+    from studio.starter.motion_train import reversed_twin, train_motion
+    from studio.starter.world import make_clip
+
+    with pytest.raises(ValueError, match="even"):
+        train_motion(tmp_path, fresh_assets, steps=1, batch=3, twins=True)
+    with pytest.raises(ValueError, match="time-reversed"):
+        reversed_twin(make_clip(5, frames=8, n_objects=1, motion="grow"))
+
+
+def test_shipped_recipe_mix_and_the_crossing_variant():
+    from studio.starter.motion_train import SEED0, VARIANTS, _main, clip_spec
+
+    specs = [clip_spec(SEED0 + i) for i in range(400)]
+    assert {m for m, _ in specs} == {"left", "right", "up", "down", "grow", "recolour"}
+    assert 0.3 < np.mean([n == 2 for _, n in specs]) < 0.5
+    assert set(VARIANTS) == {"crossing"} and VARIANTS["crossing"]["twins"]
+    with pytest.raises(SystemExit):
+        _main(["--assets", "x", "--variant", "nope"])
 
 
 def test_motion_metrics_on_ground_truth_world_clips():
