@@ -40,7 +40,7 @@ import torch
 from studio.engines.video import MOTION_LORA, MOTION_LORA_NAME
 
 from . import diffusion_models as dm
-from .world import SPLITS, Clip, make_clip
+from .world import CLIP_TRAVEL, SPLITS, Clip, make_clip
 
 Log = Callable[[str], None]
 FRAMES = 8
@@ -54,7 +54,7 @@ OPPOSITE = {"left": "right", "right": "left", "up": "down", "down": "up"}
 # Motion mix: directions carry the quality bar, growing / recolouring keep the world's other captions.
 MOTION_P = {"left": 0.2, "right": 0.2, "up": 0.2, "down": 0.2, "grow": 0.1, "recolour": 0.1}
 TWO_OBJECTS_P = 0.4  # share of clips with a second, still object
-TRAVEL = (14.0, 26.0)  # pixels a moving actor covers over the clip (the world's default)
+TRAVEL = CLIP_TRAVEL  # pixels a moving actor covers over the clip (the world's default)
 # Variants of the recipe that were tried for the direction bar and not shipped (docs/starter.md,
 # "Measured"), kept runnable: `--variant crossing`. The actor crosses most of the frame ("moving
 # right" also means "starts on the left"), every clip is trained beside its time-reversed twin
@@ -254,7 +254,25 @@ def _lr(step: int, total: int, peak: float, warmup: int = 50) -> float:
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup))))
 
 
-class PositionProbe(torch.nn.Module):
+class _MidBlockProbe(torch.nn.Module):
+    """A training-only head reading the mid block's output (after its motion module) through a
+    forward hook; `remove` detaches it before the adapter is saved."""
+
+    def __init__(self, model, head: torch.nn.Module):
+        super().__init__()
+        self.head = head
+        self._feats = None
+        self._hook = model.mid_block.register_forward_hook(lambda _m, _i, out: setattr(self, "_feats", out))
+
+    def remove(self) -> None:
+        self._hook.remove()
+
+
+def _mid_channels(model) -> int:
+    return model.mid_block.resnets[-1].out_channels
+
+
+class PositionProbe(_MidBlockProbe):
     """Training only, dropped at save: a 1x1 conv on the mid block's output (after its motion module)
     scores each cell of the coarsest grid for "the object is here in this frame"; its loss is the
     cross-entropy to a Gaussian (sigma `SIGMA` px) around the actor's centroid in every frame. At high
@@ -264,14 +282,7 @@ class PositionProbe(torch.nn.Module):
     SIGMA = 8.0
 
     def __init__(self, model):
-        super().__init__()
-        block = model.mid_block
-        self.head = torch.nn.Conv2d(block.resnets[-1].out_channels, 1, 1)
-        self._feats = None
-        self._hook = block.register_forward_hook(lambda _m, _i, out: setattr(self, "_feats", out))
-
-    def remove(self) -> None:
-        self._hook.remove()
+        super().__init__(model, torch.nn.Conv2d(_mid_channels(model), 1, 1))
 
     @classmethod
     def targets(cls, clips, grid: int) -> torch.Tensor:
@@ -293,7 +304,7 @@ class PositionProbe(torch.nn.Module):
         return -(target * torch.log_softmax(logits, -1)).sum(-1).mean()
 
 
-class DirectionProbe(torch.nn.Module):
+class DirectionProbe(_MidBlockProbe):
     """Training only, dropped at save: a linear head on each frame's mid-block features (averaged over
     the grid) must name the prompt's direction. The direction words hardly move the frozen image
     model's features (left / right barely differ in the starter text tower), and the motion modules
@@ -302,14 +313,7 @@ class DirectionProbe(torch.nn.Module):
     rows) are left out."""
 
     def __init__(self, model):
-        super().__init__()
-        block = model.mid_block
-        self.head = torch.nn.Linear(block.resnets[-1].out_channels, len(DIRECTIONS))
-        self._feats = None
-        self._hook = block.register_forward_hook(lambda _m, _i, out: setattr(self, "_feats", out))
-
-    def remove(self) -> None:
-        self._hook.remove()
+        super().__init__(model, torch.nn.Linear(_mid_channels(model), len(DIRECTIONS)))
 
     @staticmethod
     def labels(prompts: list[str], frames: int) -> torch.Tensor:
@@ -448,8 +452,8 @@ def _main(argv=None) -> int:
     p.add_argument("--save-every", type=int, default=0, help="also write OUT/motion-stepN every N steps")
     a = p.parse_args(argv)
     kw = dict(VARIANTS[a.variant]) if a.variant else {}
-    steps = a.steps if a.steps is not None else (int(kw.pop("steps") * a.scale) if "steps" in kw else None)
-    kw.pop("steps", None)
+    variant_steps = kw.pop("steps", None)
+    steps = a.steps if a.steps is not None else (max(1, int(variant_steps * a.scale)) if variant_steps else None)
     train_motion(a.out or a.assets, a.assets, a.scale, lambda s: print(s, flush=True), steps, a.batch,
                  lora_rank=a.lora_rank, probe_weight=a.probe, save_every=a.save_every, **kw)
     return 0

@@ -402,8 +402,11 @@ def make_scene(seed: int, n_objects: int | None = None, background: str | None =
 
 # ---------------------------------------------------------------- clips
 
+CLIP_TRAVEL = (14.0, 26.0)  # range of the distance in pixels a moving actor covers over a clip
+
+
 def make_clip(seed: int, frames: int | None = None, n_objects: int | None = None,
-              motion: str | None = None, size: int = SIZE, travel: tuple[float, float] = (14, 26)) -> Clip:
+              motion: str | None = None, size: int = SIZE, travel: tuple[float, float] = CLIP_TRAVEL) -> Clip:
     """A short clip: one actor moves / grows / changes colour, an optional second object stays.
 
     `travel`: range of the distance in pixels a moving actor covers over the clip (less where the
