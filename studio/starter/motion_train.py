@@ -337,18 +337,54 @@ def _save(model, adapter, folder: Path, lora_rank: int) -> Path:
     return folder
 
 
+STATE_FILE = "train-state.pt"  # trained weights, optimiser, random states: what `resume` needs
+
+
+def _save_state(path: Path, step: int, steps: int, trained: dict, heads: list, opt, rng) -> None:
+    state = {"step": step, "steps": steps, "params": {n: p.detach().clone() for n, p in trained.items()},
+             "heads": [h.state_dict() if h is not None else None for h in heads], "opt": opt.state_dict(),
+             "torch_rng": torch.get_rng_state(), "numpy_rng": rng.bit_generator.state}
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)  # a crash while writing keeps the previous state
+
+
+def _load_state(path: Path, steps: int, trained: dict, heads: list, opt, rng) -> int:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: nothing to resume (it is written with --save-every)")
+    state = torch.load(path, weights_only=True)
+    if state["steps"] != steps or set(state["params"]) != set(trained):
+        raise ValueError(f"{path} belongs to another run ({state['steps']} steps, {len(state['params'])} "
+                         f"trained tensors; this one: {steps}, {len(trained)}): resume with the same arguments")
+    with torch.no_grad():
+        for n, p in trained.items():
+            p.copy_(state["params"][n])
+    for h, saved in zip(heads, state["heads"]):
+        if (h is None) != (saved is None):
+            raise ValueError(f"{path} was written with other probes: resume with the same arguments")
+        if h is not None:
+            h.load_state_dict(saved)
+    opt.load_state_dict(state["opt"])
+    torch.set_rng_state(state["torch_rng"])
+    rng.bit_generator.state = state["numpy_rng"]
+    return int(state["step"])
+
+
 def train_motion(out: str | Path, assets: str | Path | None = None, scale: float = 1.0, log: Log = print,
                  steps: int | None = None, batch: int = BATCH, frames: int = FRAMES, lr: float = LR,
                  base: Base | None = None, adapter_config: dict | None = None, lora_rank: int = LORA_RANK,
                  motion_p: dict | None = None, two_objects_p: float = TWO_OBJECTS_P,
                  travel: tuple[float, float] = TRAVEL, t_min: int = 0, twins: bool = False,
-                 direction_weight: float = 0.0, probe_weight: float = 0.0, save_every: int = 0) -> Path:
+                 direction_weight: float = 0.0, probe_weight: float = 0.0, save_every: int = 0,
+                 resume: bool = False) -> Path:
     """Train the motion modules and write `<out>/motion`; `assets` (default `out`) holds sd/ and clip/.
 
     The defaults are the shipped recipe; `VARIANTS` holds the keyword sets of the variants tried.
     `twins`: each batch is `batch // 2` clips and their time-reversed twins (`reversed_twin`).
     `direction_weight` / `probe_weight`: the training-only `DirectionProbe` / `PositionProbe`.
-    `save_every` > 0 also writes checkpoints `<out>/motion-step<N>` (same layout) every that many steps.
+    `save_every` > 0 also writes checkpoints `<out>/motion-step<N>` (same layout) every that many steps,
+    and the whole training state to `<out>/train-state.pt`; `resume` continues from that file (same
+    arguments), which gives the weights an uninterrupted run gives, so long schedules can be split.
     `base` injects already loaded frozen parts (tests); `adapter_config` overrides `ADAPTER` keys.
     """
     from .diffusion_train import threads
@@ -384,8 +420,13 @@ def train_motion(out: str | Path, assets: str | Path | None = None, scale: float
         + (f", position probe x {probe_weight}" if probe else "")
         + (f", direction probe x {direction_weight}" if dprobe else ""))
     n_src = batch // 2 if twins else batch
+    trained = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    state_file, start = out / STATE_FILE, 0
+    if resume:
+        start = _load_state(state_file, steps, trained, [probe, dprobe], opt, rng)
+        log(f"[motion] resumed from {state_file} at step {start}")
     t0, acc, acc_p, acc_d, n_acc = time.time(), 0.0, 0.0, 0.0, 0
-    for step in range(steps):
+    for step in range(start, steps):
         seeds = SEED0 + step * n_src + np.arange(n_src)
         clips = [training_clip(int(s), frames, motion_p, two_objects_p, travel) for s in seeds]
         z = base.encode_clips(clips)
@@ -419,10 +460,11 @@ def train_motion(out: str | Path, assets: str | Path | None = None, scale: float
             log(f"[motion] step {step + 1:5d}/{steps}  loss {acc / n_acc:.4f}"
                 + (f"  probe {acc_p / n_acc:.3f}" if probe else "")
                 + (f"  direction {acc_d / n_acc:.3f}" if dprobe else "")
-                + f"  {el:5.0f}s  eta {el / (step + 1) * (steps - step - 1):5.0f}s")
+                + f"  {el:5.0f}s  eta {el / (step + 1 - start) * (steps - step - 1):5.0f}s")
             acc, acc_p, acc_d, n_acc = 0.0, 0.0, 0.0, 0
         if save_every and (step + 1) % save_every == 0 and step + 1 < steps:
             _save(model, new_adapter(**(adapter_config or {})), out / f"motion-step{step + 1}", lora_rank)
+            _save_state(state_file, step + 1, steps, trained, [probe, dprobe], opt, rng)
             model.train()
     for m in (probe, dprobe):
         if m is not None:
@@ -449,13 +491,15 @@ def _main(argv=None) -> int:
     p.add_argument("--variant", choices=sorted(VARIANTS), default=None,
                    help="a variant of the recipe that was tried and not shipped (docs/starter.md)")
     p.add_argument("--probe", type=float, default=0.0, help="weight of the position probe (0: none)")
-    p.add_argument("--save-every", type=int, default=0, help="also write OUT/motion-stepN every N steps")
+    p.add_argument("--save-every", type=int, default=0,
+                   help="also write OUT/motion-stepN and OUT/train-state.pt every N steps")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/train-state.pt (same arguments)")
     a = p.parse_args(argv)
     kw = dict(VARIANTS[a.variant]) if a.variant else {}
     variant_steps = kw.pop("steps", None)
     steps = a.steps if a.steps is not None else (max(1, int(variant_steps * a.scale)) if variant_steps else None)
     train_motion(a.out or a.assets, a.assets, a.scale, lambda s: print(s, flush=True), steps, a.batch,
-                 lora_rank=a.lora_rank, probe_weight=a.probe, save_every=a.save_every, **kw)
+                 lora_rank=a.lora_rank, probe_weight=a.probe, save_every=a.save_every, resume=a.resume, **kw)
     return 0
 
 

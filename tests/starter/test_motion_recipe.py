@@ -326,3 +326,27 @@ def test_shipped_motion_small_sample_bar(shipped):
 
     res = eval_motion(shipped, n_motion=8, steps=10)
     assert res["motion_direction_rate"] >= 0.5 and res["motion_colour_kept"] >= 0.5
+
+
+def test_a_resumed_run_writes_the_weights_of_an_uninterrupted_one(fresh_assets, tmp_path):
+    """Long schedules can be split: the state saved with the checkpoints (weights, optimiser, heads,
+    random states) continues into the same weights, bit for bit; another run's state is refused."""
+    import shutil
+
+    from studio.starter.motion_train import STATE_FILE, train_motion
+
+    kw = dict(steps=4, batch=2, twins=True, t_min=200, direction_weight=0.2, probe_weight=0.05, save_every=2,
+              log=lambda _s: None)
+    whole = train_motion(tmp_path / "whole", fresh_assets, **kw)
+    (tmp_path / "split").mkdir()
+    shutil.copy(tmp_path / "whole" / STATE_FILE, tmp_path / "split" / STATE_FILE)
+    lines = []
+    split = train_motion(tmp_path / "split", fresh_assets, resume=True, **{**kw, "log": lines.append})
+    assert any("resumed" in line and "step 2" in line for line in lines)
+    assert not any("step     1/" in line for line in lines)
+    for name in ("diffusion_pytorch_model.safetensors", "pytorch_lora_weights.safetensors"):
+        assert (whole / name).read_bytes() == (split / name).read_bytes(), name
+    with pytest.raises(ValueError, match="another run"):
+        train_motion(tmp_path / "split", fresh_assets, resume=True, **{**kw, "steps": 6})
+    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+        train_motion(tmp_path / "empty", fresh_assets, resume=True, **kw)
