@@ -113,10 +113,6 @@ def adapter_from(model, adapter):
     return adapter
 
 
-def trainable(model) -> list:
-    return [p for p in model.parameters() if p.requires_grad]
-
-
 def add_text_lora(model, rank: int = LORA_RANK) -> None:
     """The cross-attention LoRA (peft, as diffusers trains LoRAs); B starts at zero."""
     from peft import LoraConfig
@@ -407,12 +403,13 @@ def train_motion(out: str | Path, assets: str | Path | None = None, scale: float
     model = motion_unet(base.unet, adapter).train()
     if lora_rank:
         add_text_lora(model, lora_rank)
-    params = trainable(model)
+    trained = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    params = list(trained.values())
     probe = PositionProbe(model) if probe_weight else None
     dprobe = DirectionProbe(model) if direction_weight else None
-    heads = [p for m in (probe, dprobe) if m is not None for p in m.parameters()]
-    opt = torch.optim.AdamW(params + heads, lr=lr, weight_decay=0.01)
-    n_lora = sum(p.numel() for n, p in model.named_parameters() if p.requires_grad and "lora_" in n)
+    head_params = [p for m in (probe, dprobe) if m is not None for p in m.parameters()]
+    opt = torch.optim.AdamW(params + head_params, lr=lr, weight_decay=0.01)
+    n_lora = sum(p.numel() for n, p in trained.items() if "lora_" in n)
     log(f"[motion] MotionAdapter {tuple(adapter.config.block_out_channels)}: {sum(p.numel() for p in params):,}"
         f" trainable params ({n_lora:,} in the cross-attention LoRA, rank {lora_rank}),"
         f" {steps} steps x {batch} clips" + (" (half of them time-reversed twins)" if twins else "")
@@ -420,7 +417,6 @@ def train_motion(out: str | Path, assets: str | Path | None = None, scale: float
         + (f", position probe x {probe_weight}" if probe else "")
         + (f", direction probe x {direction_weight}" if dprobe else ""))
     n_src = batch // 2 if twins else batch
-    trained = {n: p for n, p in model.named_parameters() if p.requires_grad}
     state_file, start = out / STATE_FILE, 0
     if resume:
         start = _load_state(state_file, steps, trained, [probe, dprobe], opt, rng)
