@@ -21,8 +21,9 @@ studio's video engine loads with the adapter.
 `python -m studio.starter train --only motion` runs it on assets/starter (or --out);
 `python -m studio.starter.motion_train --assets DIR --out DIR2` reads DIR and writes DIR2/motion.
 
-`VARIANTS` keeps the variants tried for the direction bar and not shipped (`--variant crossing`):
-crossing clips, time-reversed twins and the training-only `DirectionProbe` / `PositionProbe`
+`VARIANTS` keeps the variants tried for the direction bar and not shipped (`--variant crossing`,
+then `--variant path --init W/motion` on its result): crossing clips, time-reversed twins, the
+training-only `DirectionProbe` / `PositionProbe`, and `trajectory_loss` on the predicted clean clip
 (docs/starter.md records what each measured). The defaults reproduce the shipped weights.
 """
 
@@ -60,8 +61,12 @@ TRAVEL = CLIP_TRAVEL  # pixels a moving actor covers over the clip (the world's 
 # right" also means "starts on the left"), every clip is trained beside its time-reversed twin
 # (`reversed_twin`), timesteps below 200 are skipped, and a direction probe (`DirectionProbe`) makes
 # the cross-attention LoRA carry the direction words into the features.
-VARIANTS = {"crossing": dict(steps=3000, motion_p={d: 0.25 for d in DIRECTIONS}, two_objects_p=0.0,
-                             travel=(32.0, 42.0), t_min=200, twins=True, direction_weight=0.2)}
+_CROSSING_DATA = dict(motion_p={d: 0.25 for d in DIRECTIONS}, two_objects_p=0.0, travel=(32.0, 42.0), t_min=200,
+                      twins=True)
+# `path` continues the crossing variant's result (`--init W/motion`) with `trajectory_loss` on half of
+# the clips drawn at t >= 950, where a frame does not show the object's path yet and only the prompt can.
+VARIANTS = {"crossing": dict(steps=3000, direction_weight=0.2, **_CROSSING_DATA),
+            "path": dict(steps=800, trajectory_weight=10.0, high=(950, 0.5), **_CROSSING_DATA)}
 LORA_RANK = 8  # 0: motion modules only (the pre-LoRA recipe)
 # The file the studio's video engine applies with the adapter (diffusers' default LoRA file name).
 LORA_FILE, LORA_NAME = MOTION_LORA, MOTION_LORA_NAME
@@ -120,6 +125,35 @@ def add_text_lora(model, rank: int = LORA_RANK) -> None:
     model.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=LORA_TARGETS), adapter_name=LORA_NAME)
     for block in _motion_blocks(model):  # peft leaves only its own weights trainable
         block.motion_modules.requires_grad_(True)
+
+
+def load_adapter(folder: str | Path):
+    from diffusers import MotionAdapter
+
+    return MotionAdapter.from_pretrained(str(folder), dtype=torch.float32)
+
+
+def load_text_lora(model, folder: Path) -> None:
+    """Load a saved cross-attention LoRA (`save_text_lora`) into the model's trainable one."""
+    from diffusers.utils import convert_unet_state_dict_to_peft
+    from peft.utils import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    path = folder / LORA_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: the starting point has no cross-attention LoRA")
+    state = {k.removeprefix("unet."): v.float() for k, v in load_file(str(path)).items()}
+    res = set_peft_model_state_dict(model, convert_unet_state_dict_to_peft(state), adapter_name=LORA_NAME)
+    if res.unexpected_keys:
+        raise ValueError(f"{path} does not fit this model: {len(res.unexpected_keys)} unexpected keys")
+
+
+def load_text_lora_for_inference(model, folder: Path) -> bool:
+    """The saved LoRA applied to a UNetMotionModel as diffusers loads it (False: the folder has none)."""
+    if not (Path(folder) / LORA_FILE).is_file():
+        return False
+    model.load_lora_adapter(str(Path(folder) / LORA_FILE), adapter_name=LORA_NAME, prefix="unet")
+    return True
 
 
 def save_text_lora(model, folder: Path) -> Path:
@@ -220,17 +254,26 @@ class Base:
         b, f = len(clips), z.shape[0] // len(clips)
         return z.reshape(b, f, *z.shape[1:]).permute(0, 2, 1, 3, 4).contiguous()
 
-    def noisy(self, z: torch.Tensor, t_min: int = 0, twins: bool = False):
+    def noisy(self, z: torch.Tensor, t_min: int = 0, twins: bool = False, high: tuple[int, float] | None = None):
         """Independent noise per frame, one timestep per clip (AnimateDiff's training), drawn from
         [t_min, 1000). `twins`: the second half of the batch is the first half reversed in time
-        (`reversed_twin`) and gets the same noise, flipped in time, at the same timestep."""
+        (`reversed_twin`) and gets the same noise, flipped in time, at the same timestep.
+        `high` = (t_high, p): a share p of the clips draws from [t_high, 1000) instead, the steps where
+        a frame alone does not yet show where the object is and only the prompt can tell."""
         n = z.shape[0] // 2 if twins else z.shape[0]
         noise = torch.randn_like(z[:n])
         t = torch.randint(t_min, len(self.alphas), (n,))
+        if high is not None and high[1] > 0:
+            t = torch.where(torch.rand(n) < high[1], torch.randint(high[0], len(self.alphas), (n,)), t)
         if twins:
             noise, t = torch.cat([noise, noise.flip(2)]), t.repeat(2)
         a = self.alphas[t].view(-1, 1, 1, 1, 1)
         return a.sqrt() * z + (1 - a).sqrt() * noise, t, noise
+
+    def x0(self, zt: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The clean clip a noise prediction implies (DDPM's x0 from epsilon)."""
+        a = self.alphas[t].view(-1, 1, 1, 1, 1)
+        return (zt - (1 - a).sqrt() * eps) / a.sqrt()
 
     def loss(self, pred: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, x0_max: float = 0.0) -> torch.Tensor:
         """Epsilon MSE, min-SNR-5 weighted as the starter UNet was trained; with `x0_max` > 0, weighted
@@ -324,6 +367,36 @@ class DirectionProbe(_MidBlockProbe):
         return torch.nn.functional.cross_entropy(self.head(self._feats.mean((2, 3))), labels, ignore_index=-100)
 
 
+def trajectory(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, F, h, w) latent clips -> (B, F, 2): per frame the (x, y) centroid, in latent cells, of
+    where the frame departs from the clip's mean frame, centred over the clip. On a world clip that is
+    the moving object's path (the background stands still and cancels out); on noise it is about zero."""
+    m = ((x - x.mean(2, keepdim=True)) ** 2).sum(1)  # (B, F, h, w)
+    h, w = m.shape[-2:]
+    total = m.sum((-1, -2)) + 1e-6
+    cx = (m.sum(-2) * torch.arange(w, dtype=x.dtype)).sum(-1) / total
+    cy = (m.sum(-1) * torch.arange(h, dtype=x.dtype)).sum(-1) / total
+    c = torch.stack([cx, cy], -1)
+    return c - c.mean(1, keepdim=True)
+
+
+def direction_rows(prompts: list[str]) -> torch.Tensor:
+    """1.0 for each prompt that names a direction ("... moving left"), else 0.0."""
+    return torch.tensor([float(any(f"moving {d}" in p for d in DIRECTIONS)) for p in prompts])
+
+
+def trajectory_loss(x0_pred: torch.Tensor, z: torch.Tensor, prompts: list[str]) -> torch.Tensor:
+    """How far the path of the predicted clean clip (`trajectory`) lies from the training clip's, in
+    squared latent cells / 16, over the clips whose prompt names a direction. At high noise the frames
+    do not show the path yet and the denoising loss hardly sees it (a wrong direction costs well under 1%
+    of it); this loss is the path alone, so the prompt's direction word is what lowers it."""
+    rows = direction_rows(prompts)
+    if not bool(rows.any()):
+        return x0_pred.sum() * 0.0
+    err = ((trajectory(x0_pred) - trajectory(z)) ** 2).sum(-1).mean(-1)
+    return (err * rows).sum() / rows.sum() / 16.0
+
+
 # ---------------------------------------------------------------- the loop
 
 def _save(model, adapter, folder: Path, lora_rank: int) -> Path:
@@ -371,13 +444,16 @@ def train_motion(out: str | Path, assets: str | Path | None = None, scale: float
                  base: Base | None = None, adapter_config: dict | None = None, lora_rank: int = LORA_RANK,
                  motion_p: dict | None = None, two_objects_p: float = TWO_OBJECTS_P,
                  travel: tuple[float, float] = TRAVEL, t_min: int = 0, twins: bool = False,
-                 direction_weight: float = 0.0, probe_weight: float = 0.0, save_every: int = 0,
+                 direction_weight: float = 0.0, probe_weight: float = 0.0, trajectory_weight: float = 0.0,
+                 high: tuple[int, float] | None = None, init: str | Path | None = None, save_every: int = 0,
                  resume: bool = False) -> Path:
     """Train the motion modules and write `<out>/motion`; `assets` (default `out`) holds sd/ and clip/.
 
     The defaults are the shipped recipe; `VARIANTS` holds the keyword sets of the variants tried.
     `twins`: each batch is `batch // 2` clips and their time-reversed twins (`reversed_twin`).
     `direction_weight` / `probe_weight`: the training-only `DirectionProbe` / `PositionProbe`.
+    `trajectory_weight`: `trajectory_loss` on the predicted clean clip; `high`: see `Base.noisy`.
+    `init`: start from a saved motion folder (adapter + LoRA) instead of zero-initialised modules.
     `save_every` > 0 also writes checkpoints `<out>/motion-step<N>` (same layout) every that many steps,
     and the whole training state to `<out>/train-state.pt`; `resume` continues from that file (same
     arguments), which gives the weights an uninterrupted run gives, so long schedules can be split.
@@ -400,9 +476,17 @@ def train_motion(out: str | Path, assets: str | Path | None = None, scale: float
     torch.manual_seed(10)
     rng = np.random.default_rng(10)
     adapter = new_adapter(**(adapter_config or {}))
-    model = motion_unet(base.unet, adapter).train()
+    if init is not None:
+        init = Path(init)
+        if not (init / "config.json").is_file() or (lora_rank and not (init / LORA_FILE).is_file()):
+            raise FileNotFoundError(f"{init} is not a motion folder of this recipe (config.json, weights and "
+                                    f"{LORA_FILE}): train the first stage first")
+        adapter = load_adapter(init)
+    model = motion_unet(base.unet, adapter, fresh=init is None).train()
     if lora_rank:
         add_text_lora(model, lora_rank)
+        if init is not None:
+            load_text_lora(model, init)
     trained = {n: p for n, p in model.named_parameters() if p.requires_grad}
     params = list(trained.values())
     probe = PositionProbe(model) if probe_weight else None
@@ -415,13 +499,16 @@ def train_motion(out: str | Path, assets: str | Path | None = None, scale: float
         f" {steps} steps x {batch} clips" + (" (half of them time-reversed twins)" if twins else "")
         + f" x {frames} frames" + (f", t >= {t_min}" if t_min else "")
         + (f", position probe x {probe_weight}" if probe else "")
-        + (f", direction probe x {direction_weight}" if dprobe else ""))
+        + (f", direction probe x {direction_weight}" if dprobe else "")
+        + (f", path loss x {trajectory_weight}" if trajectory_weight else "")
+        + (f", {high[1]:.0%} of clips at t >= {high[0]}" if high and high[1] else "")
+        + (f", from {init}" if init is not None else ""))
     n_src = batch // 2 if twins else batch
     state_file, start = out / STATE_FILE, 0
     if resume:
         start = _load_state(state_file, steps, trained, [probe, dprobe], opt, rng)
         log(f"[motion] resumed from {state_file} at step {start}")
-    t0, acc, acc_p, acc_d, n_acc = time.time(), 0.0, 0.0, 0.0, 0
+    t0, acc, acc_p, acc_d, acc_t, n_acc = time.time(), 0.0, 0.0, 0.0, 0.0, 0
     for step in range(start, steps):
         seeds = SEED0 + step * n_src + np.arange(n_src)
         clips = [training_clip(int(s), frames, motion_p, two_objects_p, travel) for s in seeds]
@@ -434,10 +521,15 @@ def train_motion(out: str | Path, assets: str | Path | None = None, scale: float
             clips = clips + back
         # UNetMotionModel takes one text row per frame (AnimateDiffPipeline repeats them the same way).
         e = base.encode_text(prompts).repeat_interleave(frames, 0)
-        zt, t, noise = base.noisy(z, t_min, twins=twins)
+        zt, t, noise = base.noisy(z, t_min, twins=twins, high=high)
         for g in opt.param_groups:
             g["lr"] = _lr(step, steps, lr)
-        loss = base.loss(model(zt, t, e).sample, noise, t, X0_WEIGHT_MAX)
+        pred = model(zt, t, e).sample
+        loss = base.loss(pred, noise, t, X0_WEIGHT_MAX)
+        if trajectory_weight:
+            t_loss = trajectory_loss(base.x0(zt, pred, t), z, prompts)
+            acc_t += t_loss.item()
+            loss = loss + trajectory_weight * t_loss
         if probe is not None:
             p_loss = probe.loss(clips)
             acc_p += p_loss.item()
@@ -456,8 +548,9 @@ def train_motion(out: str | Path, assets: str | Path | None = None, scale: float
             log(f"[motion] step {step + 1:5d}/{steps}  loss {acc / n_acc:.4f}"
                 + (f"  probe {acc_p / n_acc:.3f}" if probe else "")
                 + (f"  direction {acc_d / n_acc:.3f}" if dprobe else "")
+                + (f"  path {acc_t / n_acc:.3f}" if trajectory_weight else "")
                 + f"  {el:5.0f}s  eta {el / (step + 1 - start) * (steps - step - 1):5.0f}s")
-            acc, acc_p, acc_d, n_acc = 0.0, 0.0, 0.0, 0
+            acc, acc_p, acc_d, acc_t, n_acc = 0.0, 0.0, 0.0, 0.0, 0
         if save_every and (step + 1) % save_every == 0 and step + 1 < steps:
             _save(model, new_adapter(**(adapter_config or {})), out / f"motion-step{step + 1}", lora_rank)
             _save_state(state_file, step + 1, steps, trained, [probe, dprobe], opt, rng)
@@ -490,12 +583,15 @@ def _main(argv=None) -> int:
     p.add_argument("--save-every", type=int, default=0,
                    help="also write OUT/motion-stepN and OUT/train-state.pt every N steps")
     p.add_argument("--resume", action="store_true", help="continue from OUT/train-state.pt (same arguments)")
+    p.add_argument("--init", type=Path, default=None,
+                   help="start from this saved motion folder (adapter + LoRA) instead of zero-initialised modules")
     a = p.parse_args(argv)
     kw = dict(VARIANTS[a.variant]) if a.variant else {}
     variant_steps = kw.pop("steps", None)
     steps = a.steps if a.steps is not None else (max(1, int(variant_steps * a.scale)) if variant_steps else None)
     train_motion(a.out or a.assets, a.assets, a.scale, lambda s: print(s, flush=True), steps, a.batch,
-                 lora_rank=a.lora_rank, probe_weight=a.probe, save_every=a.save_every, resume=a.resume, **kw)
+                 lora_rank=a.lora_rank, probe_weight=a.probe, save_every=a.save_every, resume=a.resume,
+                 init=a.init, **kw)
     return 0
 
 

@@ -230,7 +230,7 @@ def test_shipped_recipe_mix_and_the_crossing_variant():
     specs = [clip_spec(SEED0 + i) for i in range(400)]
     assert {m for m, _ in specs} == {"left", "right", "up", "down", "grow", "recolour"}
     assert 0.3 < np.mean([n == 2 for _, n in specs]) < 0.5
-    assert set(VARIANTS) == {"crossing"} and VARIANTS["crossing"]["twins"]
+    assert set(VARIANTS) == {"crossing", "path"} and VARIANTS["crossing"]["twins"] and VARIANTS["path"]["twins"]
     with pytest.raises(SystemExit):
         _main(["--assets", "x", "--variant", "nope"])
 
@@ -350,3 +350,105 @@ def test_a_resumed_run_writes_the_weights_of_an_uninterrupted_one(fresh_assets, 
         train_motion(tmp_path / "split", fresh_assets, resume=True, **{**kw, "steps": 6})
     with pytest.raises(FileNotFoundError, match="nothing to resume"):
         train_motion(tmp_path / "empty", fresh_assets, resume=True, **kw)
+
+
+def _moving_blob(direction: int, frames: int = 8):
+    """(1, 4, F, 16, 16) latent clip: a bright 3x3 square crossing a flat background."""
+    import torch
+
+    z = torch.full((1, 4, frames, 16, 16), -0.5)
+    for k in range(frames):
+        x = 2 + k if direction > 0 else 13 - k
+        z[0, :, k, 6:9, x - 1:x + 2] = 2.0
+    return z
+
+
+def test_trajectory_follows_the_moving_object_and_ignores_the_still_background():
+    import torch
+
+    from studio.starter.motion_train import trajectory
+
+    path = trajectory(_moving_blob(+1))[0]
+    assert path.shape == (8, 2)
+    assert torch.allclose(path[:, 1], torch.zeros(8), atol=1e-4)  # no vertical motion
+    steps = path[1:, 0] - path[:-1, 0]
+    assert bool((steps > 0.3).all()) and abs(float(path[:, 0].mean())) < 1e-4  # rightwards, centred
+    assert float(path[-1, 0] - path[0, 0]) > 4.0  # most of the 7 cells the square moves
+    assert torch.allclose(trajectory(_moving_blob(-1))[0, :, 0], -path[:, 0], atol=1e-4)  # mirror image
+    still = torch.randn(1, 4, 1, 16, 16).expand(1, 4, 8, 16, 16)
+    assert float(trajectory(still).abs().max()) < 1e-3
+
+
+def test_trajectory_loss_rewards_the_prompted_path_only_where_a_direction_is_named():
+    import torch
+
+    from studio.starter.motion_train import direction_rows, trajectory_loss
+
+    right, left = _moving_blob(+1), _moving_blob(-1)
+    prompt = ["a red square moving right"]
+    assert float(trajectory_loss(right, right, prompt)) < 1e-6
+    still = right[:, :, :1].expand_as(right)  # the first frame held: no path at all
+    assert float(trajectory_loss(left, right, prompt)) > 3 * float(trajectory_loss(still, right, prompt)) > 0.05
+    pred = left.clone().requires_grad_(True)
+    unconditional = trajectory_loss(pred, right, [""])
+    assert float(unconditional.detach()) == 0.0
+    unconditional.backward()  # still part of the graph: a batch of unconditional rows trains on
+    assert direction_rows(["", "a blue star growing", "a star moving up and a still red square"]).tolist() == [0, 0, 1]
+
+
+def test_high_noise_share_draws_from_the_top_of_the_schedule():
+    import torch
+
+    from studio.starter.motion_train import Base
+
+    base = Base.__new__(Base)
+    base.alphas = torch.linspace(0.999, 0.001, 1000)
+    z = torch.randn(64, 4, 8, 4, 4)
+    torch.manual_seed(3)
+    _, t_all, _ = base.noisy(z, t_min=200, high=(900, 1.0))
+    assert bool((t_all >= 900).all())
+    torch.manual_seed(3)
+    _, t_half, _ = base.noisy(z, t_min=200, high=(900, 0.5))
+    assert 0.2 < float((t_half < 900).float().mean()) < 0.8
+    torch.manual_seed(3)
+    _, t_off, n_off = base.noisy(z, t_min=200, high=(900, 0.0))
+    torch.manual_seed(3)
+    _, t_plain, n_plain = base.noisy(z, t_min=200)
+    assert torch.equal(t_off, t_plain) and torch.equal(n_off, n_plain)  # no share: the draws of before
+
+
+def test_training_can_start_from_a_saved_motion_folder(trained, fresh_assets, tmp_path):
+    """`init`: the adapter and its LoRA are loaded (not zero-initialised) and the path loss trains on."""
+    import torch
+    from safetensors.torch import load_file
+
+    from studio.starter.motion_train import LORA_FILE, train_motion
+
+    folder, _ = trained
+    lines = []
+    again = train_motion(tmp_path, fresh_assets, steps=0, batch=2, log=lines.append, init=folder)
+    for name in ("diffusion_pytorch_model.safetensors", LORA_FILE):
+        a, b = load_file(str(folder / name)), load_file(str(again / name))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+    assert any(f"from {folder}" in line for line in lines)
+    lines.clear()
+    train_motion(tmp_path / "more", fresh_assets, steps=2, batch=2, log=lines.append, init=folder, twins=True,
+                 trajectory_weight=1.0, high=(900, 0.5))
+    assert any("path loss x 1.0" in line for line in lines) and any("  path " in line for line in lines)
+    with pytest.raises(FileNotFoundError, match="not a motion folder"):
+        train_motion(tmp_path / "x", fresh_assets, steps=1, batch=2, init=tmp_path / "nowhere")
+
+
+def test_word_effect_reports_the_predicted_path_with_the_word_and_its_opposite(trained, fresh_assets):
+    import math
+
+    from studio.starter.motion_eval import _main, word_effect
+
+    folder, _ = trained
+    out = word_effect(fresh_assets, folder, n=4, timesteps=(500, 990))
+    assert set(out) == {"true_path", "t500", "t990"}
+    assert out["true_path"] > 0  # the clips move along their prompted axis (an untrained VAE blurs how far)
+    for tt in ("t500", "t990"):
+        assert set(out[tt]) == {"word", "opposite"} and all(math.isfinite(v) for v in out[tt].values())
+    with pytest.raises(SystemExit):
+        _main(["--assets", str(fresh_assets), "--word-effect", "--nope"])
