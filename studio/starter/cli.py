@@ -101,9 +101,9 @@ def main(argv: list[str] | None = None) -> int:
                   log=lambda line: print(line, flush=True))
         return 0
     if args.command == "train" and args.only == "motion":
-        from .motion_train import train_motion
+        from .motion_train import train_shipped
 
-        train_motion(args.out or assets_dir(), scale=args.scale, log=lambda line: print(line, flush=True))
+        train_shipped(args.out or assets_dir(), scale=args.scale, log=lambda line: print(line, flush=True))
         return 0
     if args.command == "train":
         from .train import train_all

@@ -40,12 +40,16 @@ def motion_prompt(colour: str, shape: str, direction: str) -> str:
 
 
 def eval_cases(n: int) -> list[tuple[str, str, str, int]]:
-    """(colour, shape, direction, seed) for n clips: every colour and shape, directions in turn."""
+    """(colour, shape, direction, seed) for n clips: every colour and shape, directions in turn. Each
+    round of the 40 labels shifts the directions by one, so a label that comes back comes back with
+    another direction: a model whose clips drift one way for some colours or shapes, whatever the
+    prompt says, is not credited with following the word."""
     out = []
+    n_labels = len(COLOURS) * len(SHAPES)
     for i in range(n):
-        label = (i * 7) % 40  # 7 is coprime with 40: all labels before any repeats
-        out.append((COLOURS[label // len(SHAPES)], SHAPES[label % len(SHAPES)], DIRECTIONS[i % 4],
-                    MOTION_SEED0 + i))
+        label = (i * 7) % n_labels  # 7 is coprime with 40: all labels before any repeats
+        out.append((COLOURS[label // len(SHAPES)], SHAPES[label % len(SHAPES)],
+                    DIRECTIONS[(i + i // n_labels) % len(DIRECTIONS)], MOTION_SEED0 + i))
     return out
 
 
@@ -151,6 +155,7 @@ def eval_motion(assets: Path, n_motion: int, steps: int = STEPS, motion: Path | 
 
 WORD_T = (700, 850, 950, 990)  # timesteps of `word_effect`: the object shows in the frames at 700, hardly at 990
 WORD_SEED0 = SPLITS["val"] + 6_000_000
+ACROSS = {"left": "up", "right": "down", "up": "right", "down": "left"}
 
 
 def word_effect(assets: Path, motion: Path | None = None, n: int = 16, timesteps=WORD_T) -> dict:
@@ -159,11 +164,13 @@ def word_effect(assets: Path, motion: Path | None = None, n: int = 16, timesteps
 
     n held-out one-object clips (validation split, the four directions in turn) are encoded and
     noised to each timestep (the same noise for both prompts); the model predicts the clean clip
-    once with the clip's own prompt and once with the opposite direction word. Reported: the path
-    of each prediction (`motion_train.trajectory`, latent cells from the first to the last frame)
-    along the clip's true direction, and the true path. A model that ignores the word gives the same
-    two numbers: whatever path it predicts it reads from the noisy frames, and at the top of the
-    schedule (where the sampler picks the direction) the frames show none."""
+    with the clip's own prompt (`word`), with the opposite direction word (`opposite`) and with a
+    direction across it (`across`: "up" for "right"). Reported: the path of each prediction
+    (`motion_train.trajectory`, latent cells from the first to the last frame) along the clip's true
+    direction, and the true path. A model that ignores the word gives the same three numbers:
+    whatever path it predicts it reads from the noisy frames, and at the top of the schedule (where
+    the sampler picks the direction) the frames show none. `word` above `across` but equal to
+    `opposite`: the model reads the axis (left / right or up / down) from the word but not the way."""
     import torch
 
     from .motion_train import OPPOSITE, Base, load_adapter, load_text_lora_for_inference, motion_unet, trajectory
@@ -176,8 +183,10 @@ def word_effect(assets: Path, motion: Path | None = None, n: int = 16, timesteps
     clips = [make_clip(WORD_SEED0 + i, frames=FRAMES, n_objects=1, motion=DIRECTIONS[i % 4]) for i in range(n)]
     axis = torch.tensor([AXIS[c.motion] for c in clips])
     prompts = [c.caption for c in clips]
-    opposite = [p.replace(f"moving {c.motion}", f"moving {OPPOSITE[c.motion]}") for p, c in zip(prompts, clips)]
-    texts = [base.encode_text(p).repeat_interleave(FRAMES, 0) for p in (prompts, opposite)]
+    other = {"opposite": OPPOSITE, "across": ACROSS}
+    texts = {"word": prompts} | {k: [p.replace(f"moving {c.motion}", f"moving {m[c.motion]}") for p, c in
+                                     zip(prompts, clips)] for k, m in other.items()}
+    texts = {k: base.encode_text(v).repeat_interleave(FRAMES, 0) for k, v in texts.items()}
 
     def along(x) -> float:
         path = trajectory(x)
@@ -194,8 +203,7 @@ def word_effect(assets: Path, motion: Path | None = None, n: int = 16, timesteps
             t = torch.full((n,), int(tt))
             a = base.alphas[int(tt)]
             zt = a.sqrt() * z + (1 - a).sqrt() * noise
-            word, opp = (along(base.x0(zt, model(zt, t, e).sample, t)) for e in texts)
-            out[f"t{tt}"] = {"word": word, "opposite": opp}
+            out[f"t{tt}"] = {k: along(base.x0(zt, model(zt, t, e).sample, t)) for k, e in texts.items()}
     return out
 
 

@@ -18,13 +18,14 @@ The result is a standard MotionAdapter folder (config.json + fp16 safetensors) a
 `pytorch_lora_weights.safetensors`, a diffusers LoRA file (`pipe.load_lora_weights(folder)`) that the
 studio's video engine loads with the adapter.
 
-`python -m studio.starter train --only motion` runs it on assets/starter (or --out);
-`python -m studio.starter.motion_train --assets DIR --out DIR2` reads DIR and writes DIR2/motion.
-
-`VARIANTS` keeps the variants tried for the direction bar and not shipped (`--variant crossing`,
-then `--variant path --init W/motion` on its result): crossing clips, time-reversed twins, the
-training-only `DirectionProbe` / `PositionProbe`, and `trajectory_loss` on the predicted clean clip
-(docs/starter.md records what each measured). The defaults reproduce the shipped weights.
+The shipped adapter is two of the `VARIANTS` in turn (`SHIPPED`, `train_shipped`): `crossing`
+(objects cross most of the frame, every clip beside its time-reversed twin, the training-only
+`DirectionProbe`), then `path` from its result (`trajectory_loss` on the predicted clean clip, half
+of the clips at the top of the schedule). `python -m studio.starter train --only motion` runs both on
+assets/starter (or --out); `python -m studio.starter.motion_train --assets DIR --out DIR2 [--variant
+V] [--init FOLDER]` runs one stage, reading DIR and writing DIR2/motion. Without `--variant` it runs
+the first recipe (the mixed clips described above; the `PositionProbe` was tried on top of it);
+docs/starter.md records what each measured.
 """
 
 from __future__ import annotations
@@ -56,8 +57,8 @@ OPPOSITE = {"left": "right", "right": "left", "up": "down", "down": "up"}
 MOTION_P = {"left": 0.2, "right": 0.2, "up": 0.2, "down": 0.2, "grow": 0.1, "recolour": 0.1}
 TWO_OBJECTS_P = 0.4  # share of clips with a second, still object
 TRAVEL = CLIP_TRAVEL  # pixels a moving actor covers over the clip (the world's default)
-# Variants of the recipe that were tried for the direction bar and not shipped (docs/starter.md,
-# "Measured"), kept runnable: `--variant crossing`. The actor crosses most of the frame ("moving
+# Variants of the recipe made for the direction bar (docs/starter.md, "Measured"); the shipped
+# adapter is `SHIPPED`, the others stay runnable. `crossing`: the actor crosses most of the frame ("moving
 # right" also means "starts on the left"), every clip is trained beside its time-reversed twin
 # (`reversed_twin`), timesteps below 200 are skipped, and a direction probe (`DirectionProbe`) makes
 # the cross-attention LoRA carry the direction words into the features.
@@ -66,7 +67,8 @@ _CROSSING_DATA = dict(motion_p={d: 0.25 for d in DIRECTIONS}, two_objects_p=0.0,
 # `path` continues the crossing variant's result (`--init W/motion`) with `trajectory_loss` on half of
 # the clips drawn at t >= 950, where a frame does not show the object's path yet and only the prompt can.
 VARIANTS = {"crossing": dict(steps=3000, direction_weight=0.2, **_CROSSING_DATA),
-            "path": dict(steps=800, trajectory_weight=10.0, high=(950, 0.5), **_CROSSING_DATA)}
+            "path": dict(steps=1600, trajectory_weight=10.0, high=(950, 0.5), **_CROSSING_DATA)}
+SHIPPED = ("crossing", "path")  # `train_shipped`: these variants in turn, the second from the first's result
 LORA_RANK = 8  # 0: motion modules only (the pre-LoRA recipe)
 # The file the studio's video engine applies with the adapter (diffusers' default LoRA file name).
 LORA_FILE, LORA_NAME = MOTION_LORA, MOTION_LORA_NAME
@@ -449,7 +451,8 @@ def train_motion(out: str | Path, assets: str | Path | None = None, scale: float
                  resume: bool = False) -> Path:
     """Train the motion modules and write `<out>/motion`; `assets` (default `out`) holds sd/ and clip/.
 
-    The defaults are the shipped recipe; `VARIANTS` holds the keyword sets of the variants tried.
+    The defaults are the first recipe (mixed clips); `VARIANTS` holds the keyword sets of the others
+    (the shipped adapter: `train_shipped`).
     `twins`: each batch is `batch // 2` clips and their time-reversed twins (`reversed_twin`).
     `direction_weight` / `probe_weight`: the training-only `DirectionProbe` / `PositionProbe`.
     `trajectory_weight`: `trajectory_loss` on the predicted clean clip; `high`: see `Base.noisy`.
@@ -564,6 +567,28 @@ def train_motion(out: str | Path, assets: str | Path | None = None, scale: float
     return folder
 
 
+def variant_kwargs(name: str, scale: float = 1.0) -> dict:
+    """`train_motion` keywords of a variant, its step count scaled."""
+    kw = dict(VARIANTS[name])
+    kw["steps"] = max(1, int(kw["steps"] * scale))
+    return kw
+
+
+def train_shipped(out: str | Path, assets: str | Path | None = None, scale: float = 1.0, log: Log = print) -> Path:
+    """The shipped adapter (`python -m studio.starter train --only motion`): the `crossing` variant
+    from zero-initialised modules, then the `path` variant from its result, into `<out>/motion`. The
+    first stage's folder (`<out>/motion-crossing`) is removed once the second has saved."""
+    import shutil
+
+    out = Path(out)
+    assets = Path(assets) if assets else out
+    stage = out / "motion-crossing"
+    first = train_motion(stage, assets, log=log, **variant_kwargs(SHIPPED[0], scale))
+    final = train_motion(out, assets, log=log, init=first, **variant_kwargs(SHIPPED[1], scale))
+    shutil.rmtree(stage)
+    return final
+
+
 def _main(argv=None) -> int:
     import os
 
@@ -578,7 +603,7 @@ def _main(argv=None) -> int:
     p.add_argument("--lora-rank", type=int, default=LORA_RANK,
                    help="rank of the cross-attention LoRA trained with the motion modules (0: none)")
     p.add_argument("--variant", choices=sorted(VARIANTS), default=None,
-                   help="a variant of the recipe that was tried and not shipped (docs/starter.md)")
+                   help="a variant of the recipe (the shipped adapter is crossing, then path from its result)")
     p.add_argument("--probe", type=float, default=0.0, help="weight of the position probe (0: none)")
     p.add_argument("--save-every", type=int, default=0,
                    help="also write OUT/motion-stepN and OUT/train-state.pt every N steps")
@@ -586,9 +611,9 @@ def _main(argv=None) -> int:
     p.add_argument("--init", type=Path, default=None,
                    help="start from this saved motion folder (adapter + LoRA) instead of zero-initialised modules")
     a = p.parse_args(argv)
-    kw = dict(VARIANTS[a.variant]) if a.variant else {}
+    kw = variant_kwargs(a.variant, a.scale) if a.variant else {}
     variant_steps = kw.pop("steps", None)
-    steps = a.steps if a.steps is not None else (max(1, int(variant_steps * a.scale)) if variant_steps else None)
+    steps = a.steps if a.steps is not None else variant_steps
     train_motion(a.out or a.assets, a.assets, a.scale, lambda s: print(s, flush=True), steps, a.batch,
                  lora_rank=a.lora_rank, probe_weight=a.probe, save_every=a.save_every, resume=a.resume,
                  init=a.init, **kw)
