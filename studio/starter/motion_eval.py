@@ -110,17 +110,16 @@ def summarise(scores: list[dict]) -> dict:
 def load_animatediff(assets: Path, motion: Path | None = None):
     """AnimateDiffPipeline on the starter SD with the motion adapter (and its cross-attention LoRA
     where the folder has one), by the standard diffusers calls."""
-    import torch
-    from diffusers import AnimateDiffPipeline, MotionAdapter
+    from diffusers import AnimateDiffPipeline
 
     from studio.engines.video import load_motion_lora
 
     from .diffusion_models import load_pipeline
+    from .motion_train import load_adapter
 
     sd = load_pipeline(assets / "sd", assets / "clip")
     folder = Path(motion or assets / "motion")
-    adapter = MotionAdapter.from_pretrained(str(folder), dtype=torch.float32)
-    pipe = AnimateDiffPipeline.from_pipe(sd, motion_adapter=adapter)
+    pipe = AnimateDiffPipeline.from_pipe(sd, motion_adapter=load_adapter(folder))
     load_motion_lora(pipe, folder)
     pipe.set_progress_bar_config(disable=True)
     return pipe

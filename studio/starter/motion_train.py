@@ -130,6 +130,7 @@ def add_text_lora(model, rank: int = LORA_RANK) -> None:
 
 
 def load_adapter(folder: str | Path):
+    """A saved MotionAdapter folder, in float32 (stored fp16)."""
     from diffusers import MotionAdapter
 
     return MotionAdapter.from_pretrained(str(folder), dtype=torch.float32)
@@ -142,8 +143,6 @@ def load_text_lora(model, folder: Path) -> None:
     from safetensors.torch import load_file
 
     path = folder / LORA_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: the starting point has no cross-attention LoRA")
     state = {k.removeprefix("unet."): v.float() for k, v in load_file(str(path)).items()}
     res = set_peft_model_state_dict(model, convert_unet_state_dict_to_peft(state), adapter_name=LORA_NAME)
     if res.unexpected_keys:
@@ -384,7 +383,7 @@ def trajectory(x: torch.Tensor) -> torch.Tensor:
 
 def direction_rows(prompts: list[str]) -> torch.Tensor:
     """1.0 for each prompt that names a direction ("... moving left"), else 0.0."""
-    return torch.tensor([float(any(f"moving {d}" in p for d in DIRECTIONS)) for p in prompts])
+    return (DirectionProbe.labels(prompts, 1) >= 0).float()
 
 
 def trajectory_loss(x0_pred: torch.Tensor, z: torch.Tensor, prompts: list[str]) -> torch.Tensor:
