@@ -18,10 +18,11 @@ The result is a standard MotionAdapter folder (config.json + fp16 safetensors) a
 `pytorch_lora_weights.safetensors`, a diffusers LoRA file (`pipe.load_lora_weights(folder)`) that the
 studio's video engine loads with the adapter.
 
-The shipped adapter is two of the `VARIANTS` in turn (`SHIPPED`, `train_shipped`): `crossing`
-(objects cross most of the frame, every clip beside its time-reversed twin, the training-only
-`DirectionProbe`), then `path` from its result (`trajectory_loss` on the predicted clean clip, half
-of the clips at the top of the schedule). `python -m studio.starter train --only motion` runs both on
+The shipped adapter is `VARIANTS` run in turn, each stage from the previous one's result (`SHIPPED`,
+`train_shipped`): `crossing` (objects cross most of the frame, every clip beside its time-reversed
+twin, the training-only `DirectionProbe`), then `path` (`trajectory_loss` on the predicted clean
+clip, half of the clips at the top of the schedule), then `repath` twice (the same, shorter: warm
+restarts of its cosine schedule). `python -m studio.starter train --only motion` runs them all on
 assets/starter (or --out); `python -m studio.starter.motion_train --assets DIR --out DIR2 [--variant
 V] [--init FOLDER]` runs one stage, reading DIR and writing DIR2/motion. Without `--variant` it runs
 the first recipe (the mixed clips described above; the `PositionProbe` was tried on top of it);
@@ -66,9 +67,13 @@ _CROSSING_DATA = dict(motion_p={d: 0.25 for d in DIRECTIONS}, two_objects_p=0.0,
                       twins=True)
 # `path` continues the crossing variant's result (`--init W/motion`) with `trajectory_loss` on half of
 # the clips drawn at t >= 950, where a frame does not show the object's path yet and only the prompt can.
+# `repath` is `path` again, shorter, from the previous result: a warm restart of its cosine schedule.
+_PATH_LOSS = dict(trajectory_weight=10.0, high=(950, 0.5), **_CROSSING_DATA)
 VARIANTS = {"crossing": dict(steps=3000, direction_weight=0.2, **_CROSSING_DATA),
-            "path": dict(steps=1600, trajectory_weight=10.0, high=(950, 0.5), **_CROSSING_DATA)}
-SHIPPED = ("crossing", "path")  # `train_shipped`: these variants in turn, the second from the first's result
+            "path": dict(steps=1600, **_PATH_LOSS), "repath": dict(steps=800, **_PATH_LOSS)}
+# `train_shipped`: these variants in turn, each from the previous one's result (direction rate after
+# each `path` stage: 0.67, 0.71, 0.89; docs/starter.md)
+SHIPPED = ("crossing", "path", "repath", "repath")
 LORA_RANK = 8  # 0: motion modules only (the pre-LoRA recipe)
 # The file the studio's video engine applies with the adapter (diffusers' default LoRA file name).
 LORA_FILE, LORA_NAME = MOTION_LORA, MOTION_LORA_NAME
@@ -574,18 +579,21 @@ def variant_kwargs(name: str, scale: float = 1.0) -> dict:
 
 
 def train_shipped(out: str | Path, assets: str | Path | None = None, scale: float = 1.0, log: Log = print) -> Path:
-    """The shipped adapter (`python -m studio.starter train --only motion`): the `crossing` variant
-    from zero-initialised modules, then the `path` variant from its result, into `<out>/motion`. The
-    first stage's folder (`<out>/motion-crossing`) is removed once the second has saved."""
+    """The shipped adapter (`python -m studio.starter train --only motion`): the `SHIPPED` variants in
+    turn, the first from zero-initialised modules, each next one from the previous one's result; the
+    last writes `<out>/motion`. The stage folders (`<out>/motion-stage1-crossing`, ...) are removed once
+    the last stage has saved."""
     import shutil
 
     out = Path(out)
     assets = Path(assets) if assets else out
-    stage = out / "motion-crossing"
-    first = train_motion(stage, assets, log=log, **variant_kwargs(SHIPPED[0], scale))
-    final = train_motion(out, assets, log=log, init=first, **variant_kwargs(SHIPPED[1], scale))
-    shutil.rmtree(stage)
-    return final
+    stages = [out / f"motion-stage{i + 1}-{name}" for i, name in enumerate(SHIPPED[:-1])] + [out]
+    folder = None
+    for name, stage in zip(SHIPPED, stages):
+        folder = train_motion(stage, assets, log=log, init=folder, **variant_kwargs(name, scale))
+    for stage in stages[:-1]:
+        shutil.rmtree(stage)
+    return folder
 
 
 def _main(argv=None) -> int:
@@ -602,7 +610,7 @@ def _main(argv=None) -> int:
     p.add_argument("--lora-rank", type=int, default=LORA_RANK,
                    help="rank of the cross-attention LoRA trained with the motion modules (0: none)")
     p.add_argument("--variant", choices=sorted(VARIANTS), default=None,
-                   help="a variant of the recipe (the shipped adapter is crossing, then path from its result)")
+                   help="a variant of the recipe (the shipped adapter: crossing, path, repath, repath, each from the last)")
     p.add_argument("--probe", type=float, default=0.0, help="weight of the position probe (0: none)")
     p.add_argument("--save-every", type=int, default=0,
                    help="also write OUT/motion-stepN and OUT/train-state.pt every N steps")

@@ -228,7 +228,7 @@ def test_first_recipe_mix_and_the_variants():
     specs = [clip_spec(SEED0 + i) for i in range(400)]
     assert {m for m, _ in specs} == {"left", "right", "up", "down", "grow", "recolour"}
     assert 0.3 < np.mean([n == 2 for _, n in specs]) < 0.5
-    assert set(VARIANTS) == {"crossing", "path"} and VARIANTS["crossing"]["twins"] and VARIANTS["path"]["twins"]
+    assert set(VARIANTS) == {"crossing", "path", "repath"} and all(v["twins"] for v in VARIANTS.values())
     with pytest.raises(SystemExit):
         _main(["--assets", "x", "--variant", "nope"])
 
@@ -460,15 +460,20 @@ def test_word_effect_reports_the_predicted_path_with_the_word_and_its_opposite(t
         _main(["--assets", str(fresh_assets), "--word-effect", "--nope"])
 
 
-def test_shipped_adapter_is_the_crossing_stage_then_the_path_stage(fresh_assets, tmp_path):
+def test_shipped_adapter_is_the_crossing_stage_then_the_path_stages(fresh_assets, tmp_path):
     from studio.starter.motion_train import LORA_FILE, SHIPPED, VARIANTS, train_shipped, variant_kwargs
 
-    assert SHIPPED == ("crossing", "path") and all(name in VARIANTS for name in SHIPPED)
+    assert SHIPPED == ("crossing", "path", "repath", "repath") and all(name in VARIANTS for name in SHIPPED)
+    assert {k: v for k, v in VARIANTS["repath"].items() if k != "steps"} == {
+        k: v for k, v in VARIANTS["path"].items() if k != "steps"}  # the same loss, a shorter schedule
     assert variant_kwargs("path", 0.5)["steps"] == VARIANTS["path"]["steps"] // 2
     lines = []
     folder = train_shipped(tmp_path, fresh_assets, scale=1e-4, log=lines.append)  # one step per stage
     assert folder == tmp_path / "motion" and (folder / "config.json").is_file() and (folder / LORA_FILE).is_file()
-    assert not (tmp_path / "motion-crossing").exists()  # the first stage's folder is gone
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["motion"]  # the stage folders are gone
     heads = [line for line in lines if "trainable params" in line]
-    assert len(heads) == 2 and "direction probe" in heads[0] and "path loss" in heads[1]
-    assert f"from {tmp_path / 'motion-crossing' / 'motion'}" in heads[1]
+    assert len(heads) == 4 and "direction probe" in heads[0] and "from " not in heads[0]
+    assert all("path loss" in head for head in heads[1:])
+    assert f"from {tmp_path / 'motion-stage1-crossing' / 'motion'}" in heads[1]
+    assert f"from {tmp_path / 'motion-stage2-path' / 'motion'}" in heads[2]
+    assert f"from {tmp_path / 'motion-stage3-repath' / 'motion'}" in heads[3]
