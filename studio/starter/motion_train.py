@@ -21,8 +21,8 @@ studio's video engine loads with the adapter.
 The shipped adapter is `VARIANTS` run in turn, each stage from the previous one's result (`SHIPPED`,
 `train_shipped`): `crossing` (objects cross most of the frame, every clip beside its time-reversed
 twin, the training-only `DirectionProbe`), then `path` (`trajectory_loss` on the predicted clean
-clip, half of the clips at the top of the schedule), then `repath` twice (the same, shorter: warm
-restarts of its cosine schedule). `python -m studio.starter train --only motion` runs them all on
+clip, half of the clips at the top of the schedule), then `repath` three times (the same, shorter:
+warm restarts of its cosine schedule). `python -m studio.starter train --only motion` runs them all on
 assets/starter (or --out); `python -m studio.starter.motion_train --assets DIR --out DIR2 [--variant
 V] [--init FOLDER]` runs one stage, reading DIR and writing DIR2/motion. Without `--variant` it runs
 the first recipe (the mixed clips described above; the `PositionProbe` was tried on top of it);
@@ -72,8 +72,8 @@ _PATH_LOSS = dict(trajectory_weight=10.0, high=(950, 0.5), **_CROSSING_DATA)
 VARIANTS = {"crossing": dict(steps=3000, direction_weight=0.2, **_CROSSING_DATA),
             "path": dict(steps=1600, **_PATH_LOSS), "repath": dict(steps=800, **_PATH_LOSS)}
 # `train_shipped`: these variants in turn, each from the previous one's result (direction rate after
-# each `path` stage: 0.67, 0.71, 0.89; docs/starter.md)
-SHIPPED = ("crossing", "path", "repath", "repath")
+# each `path` stage: 0.67, 0.71, 0.89, 0.97; docs/starter.md)
+SHIPPED = ("crossing", "path", "repath", "repath", "repath")
 LORA_RANK = 8  # 0: motion modules only (the pre-LoRA recipe)
 # The file the studio's video engine applies with the adapter (diffusers' default LoRA file name).
 LORA_FILE, LORA_NAME = MOTION_LORA, MOTION_LORA_NAME
@@ -610,7 +610,7 @@ def _main(argv=None) -> int:
     p.add_argument("--lora-rank", type=int, default=LORA_RANK,
                    help="rank of the cross-attention LoRA trained with the motion modules (0: none)")
     p.add_argument("--variant", choices=sorted(VARIANTS), default=None,
-                   help="a variant of the recipe (the shipped adapter: crossing, path, repath, repath, each from the last)")
+                   help="a variant of the recipe (the shipped adapter: crossing, path, repath x 3, each from the last)")
     p.add_argument("--probe", type=float, default=0.0, help="weight of the position probe (0: none)")
     p.add_argument("--save-every", type=int, default=0,
                    help="also write OUT/motion-stepN and OUT/train-state.pt every N steps")

@@ -463,7 +463,7 @@ def test_word_effect_reports_the_predicted_path_with_the_word_and_its_opposite(t
 def test_shipped_adapter_is_the_crossing_stage_then_the_path_stages(fresh_assets, tmp_path):
     from studio.starter.motion_train import LORA_FILE, SHIPPED, VARIANTS, train_shipped, variant_kwargs
 
-    assert SHIPPED == ("crossing", "path", "repath", "repath") and all(name in VARIANTS for name in SHIPPED)
+    assert SHIPPED == ("crossing", "path", "repath", "repath", "repath") and all(name in VARIANTS for name in SHIPPED)
     assert {k: v for k, v in VARIANTS["repath"].items() if k != "steps"} == {
         k: v for k, v in VARIANTS["path"].items() if k != "steps"}  # the same loss, a shorter schedule
     assert variant_kwargs("path", 0.5)["steps"] == VARIANTS["path"]["steps"] // 2
@@ -472,8 +472,9 @@ def test_shipped_adapter_is_the_crossing_stage_then_the_path_stages(fresh_assets
     assert folder == tmp_path / "motion" and (folder / "config.json").is_file() and (folder / LORA_FILE).is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["motion"]  # the stage folders are gone
     heads = [line for line in lines if "trainable params" in line]
-    assert len(heads) == 4 and "direction probe" in heads[0] and "from " not in heads[0]
+    assert len(heads) == 5 and "direction probe" in heads[0] and "from " not in heads[0]
     assert all("path loss" in head for head in heads[1:])
     assert f"from {tmp_path / 'motion-stage1-crossing' / 'motion'}" in heads[1]
     assert f"from {tmp_path / 'motion-stage2-path' / 'motion'}" in heads[2]
     assert f"from {tmp_path / 'motion-stage3-repath' / 'motion'}" in heads[3]
+    assert f"from {tmp_path / 'motion-stage4-repath' / 'motion'}" in heads[4]
