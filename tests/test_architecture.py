@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.xvfb import skip_if_xcb_cannot_start
+
 ROOT = Path(__file__).resolve().parents[1]
 STUDIO = ROOT / "studio"
 TESTS = ROOT / "tests"
@@ -329,9 +331,7 @@ def test_the_real_window_under_xvfb_survives_importing_opencv(tmp_path):
     proc = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1280x900x24", sys.executable, "-c",
                            textwrap.dedent(_WINDOW % (HEAVY,)), str(tmp_path), "opencv"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
-    if 'Could not load the Qt platform plugin "xcb"' in proc.stderr:
-        # Qt's own message names the missing system library (e.g. libxcb-cursor0): not the studio's fault.
-        pytest.skip("Qt's xcb plugin cannot start here: " + proc.stderr.splitlines()[0])
+    skip_if_xcb_cannot_start(proc)
     assert proc.returncode == 0, proc.stderr[-4000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["platform"] == "xcb" and report["visible"] and report["opened"]

@@ -18,6 +18,7 @@ from PIL import Image
 
 from studio.core.paths import assets_dir
 from studio.testing import WORKSPACES
+from tests.helpers.xvfb import skip_if_xcb_cannot_start
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -82,8 +83,6 @@ def test_the_readme_screenshot_command_writes_a_real_picture(qapp, artifacts, ca
 def test_the_screenshot_under_xvfb_is_not_blank(artifacts):
     out = artifacts / "xvfb-paint.png"
     proc = _screenshot_cli(out, "xcb", ["xvfb-run", "-a", "-s", "-screen 0 1280x900x24"])
-    if 'Could not load the Qt platform plugin "xcb"' in proc.stderr:
-        # Qt's own message names the missing system library (e.g. libxcb-cursor0): not the studio's fault.
-        pytest.skip("Qt's xcb plugin cannot start here: " + proc.stderr.splitlines()[0])
+    skip_if_xcb_cannot_start(proc)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert_not_blank(out)
