@@ -200,8 +200,7 @@ def word_effect(assets: Path, motion: Path | None = None, n: int = 16, timesteps
         for tt in timesteps:
             noise = torch.randn(z.shape, generator=gen)
             t = torch.full((n,), int(tt))
-            a = base.alphas[int(tt)]
-            zt = a.sqrt() * z + (1 - a).sqrt() * noise
+            zt = base.add_noise(z, noise, t)
             out[f"t{tt}"] = {k: along(base.x0(zt, model(zt, t, e).sample, t)) for k, e in texts.items()}
     return out
 

@@ -273,8 +273,12 @@ class Base:
             t = torch.where(torch.rand(n) < high[1], torch.randint(high[0], len(self.alphas), (n,)), t)
         if twins:
             noise, t = torch.cat([noise, noise.flip(2)]), t.repeat(2)
+        return self.add_noise(z, noise, t), t, noise
+
+    def add_noise(self, z: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The clips `z` noised to timestep `t` (one per clip) with `noise` (DDPM's forward process)."""
         a = self.alphas[t].view(-1, 1, 1, 1, 1)
-        return a.sqrt() * z + (1 - a).sqrt() * noise, t, noise
+        return a.sqrt() * z + (1 - a).sqrt() * noise
 
     def x0(self, zt: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """The clean clip a noise prediction implies (DDPM's x0 from epsilon)."""
@@ -482,6 +486,8 @@ def train_motion(out: str | Path, assets: str | Path | None = None, scale: float
     steps = steps if steps is not None else max(1, int(STEPS * scale))
     torch.manual_seed(10)
     rng = np.random.default_rng(10)
+    # built with `init` too: its layers' random init keeps the torch random stream (noise, timesteps)
+    # each stage of the shipped adapter was trained with
     adapter = new_adapter(**(adapter_config or {}))
     if init is not None:
         init = Path(init)
